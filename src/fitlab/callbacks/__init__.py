@@ -1,0 +1,5 @@
+"""Callbacks: the plots (and, later, the fit diagnosis)."""
+
+from fitlab.callbacks.plots import ClassificationPlots
+
+__all__ = ["ClassificationPlots"]

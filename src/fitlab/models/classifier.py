@@ -1,0 +1,193 @@
+"""The LightningModule: cross-entropy with explicit L1/L2 penalties, metrics per stage.
+
+Optimizer and scheduler arrive as partials (``_partial_: true`` configs) and are kept out of the
+saved hyperparameters, so checkpoints hold only plain values and load under ``weights_only``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from fitlab.config import metric_mode
+from fitlab.errors import FitlabError
+from fitlab.models.cnn import CNN
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def balanced_class_weights(class_counts: Sequence[int]) -> torch.Tensor:
+    """scikit-learn's ``balanced`` weights: n_samples / (n_classes * count_c)."""
+    counts = torch.as_tensor(class_counts, dtype=torch.float32)
+    return counts.sum() / (len(counts) * counts.clamp_min(1))
+
+
+def stage_metrics(num_classes: int, stage: str) -> MetricCollection:
+    metrics = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "balanced_acc": MulticlassRecall(num_classes, average="macro"),
+        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if stage != "train":
+        metrics["auroc"] = MulticlassAUROC(num_classes, average="macro")
+    return MetricCollection(metrics, prefix=f"{stage}/")
+
+
+class Classifier(L.LightningModule):
+    """Trains a :class:`CNN`; the data's shape and classes come from the DataModule."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: Sequence[int],
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        class_counts: Sequence[int] | None = None,
+        channels: Sequence[int] = (32, 64, 128),
+        kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 1,
+        pool: str | Sequence[str] = "max",
+        norm: str | Sequence[str] = "batch",
+        activation: str | Sequence[str] = "relu",
+        dropout: float | Sequence[float] = 0.0,
+        head_dropout: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        label_smoothing: float = 0.0,
+        class_weights: str | None = None,
+        monitor: str = "val/acc",
+        compile: bool = False,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.class_names = list(class_names or range(num_classes))
+        self.net = CNN(
+            in_channels, num_classes, image_size, channels, kernel_size, stride, padding,
+            pool, norm, activation, dropout, head_dropout,
+        )  # fmt: skip
+        if compile:
+            self.net.compile()
+        self.example_input_array = torch.zeros(1, in_channels, *image_size)
+
+        if class_weights not in (None, "balanced"):
+            raise FitlabError(
+                f"model.class_weights={class_weights!r} is not an option", "use null or balanced"
+            )
+        if class_weights == "balanced" and class_counts is None:
+            raise FitlabError(
+                "model.class_weights=balanced needs the class counts",
+                "train it through fitlab-train, which passes them from the data",
+            )
+        weight = balanced_class_weights(class_counts) if class_weights == "balanced" else None
+        self.register_buffer("class_weight", weight, persistent=False)
+        # L1/L2 act on the weights of convolutions and linear layers, not on biases or norms.
+        self.penalised = [p for p in self.net.parameters() if p.ndim > 1]
+
+        # Separate attributes per stage ("train" would shadow nn.Module.train in a ModuleDict).
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
+            setattr(self, f"{stage}_loss", MeanMetric())
+        self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # ------------------------------------------------------------------------- the loss
+    def data_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
+        )
+
+    def penalties(self) -> dict[str, torch.Tensor]:
+        """``l1 * sum |w|`` and ``l2 * sum w^2`` over the penalised weights (only if enabled)."""
+        terms = {}
+        if self.hparams.l1 > 0:
+            terms["l1"] = self.hparams.l1 * sum(p.abs().sum() for p in self.penalised)
+        if self.hparams.l2 > 0:
+            terms["l2"] = self.hparams.l2 * sum(p.pow(2).sum() for p in self.penalised)
+        return terms
+
+    # ------------------------------------------------------------------------ the steps
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.data_loss(logits, y)
+        total = loss
+        for name, term in self.penalties().items():
+            self.log(f"train/loss_{name}", term, on_step=False, on_epoch=True)
+            total = total + term
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.train_loss.update(loss.detach(), len(y))
+        self.train_metrics.update(logits.detach(), y)
+        return total
+
+    def _eval_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
+        x, y = batch
+        logits = self(x)
+        getattr(self, f"{stage}_loss").update(self.data_loss(logits, y), len(y))
+        getattr(self, f"{stage}_metrics").update(logits, y)
+        return {"probs": logits.softmax(dim=1), "target": y}
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "test")
+
+    # ------------------------------------------------------------------- epoch summaries
+    def _epoch_values(self, stage: str) -> dict[str, torch.Tensor]:
+        """Compute (synced across ranks) and reset the stage's loss and metrics."""
+        loss, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
+        values = {f"{stage}/loss": loss.compute(), **metrics.compute()}
+        loss.reset()
+        metrics.reset()
+        return values
+
+    def on_train_start(self) -> None:
+        self.best.reset()  # forget what the sanity check saw
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self._epoch_values("train"))
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._epoch_values("val")
+        monitor = self.hparams.monitor
+        if monitor in values and not self.trainer.sanity_checking:
+            self.best.update(values[monitor])
+            values[f"{monitor}_best"] = self.best.compute()
+        self.log_dict(values, prog_bar=False)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._epoch_values("test"))
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise FitlabError("model.optimizer is not set", "add an optimizer partial config")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": "epoch",
+                "monitor": self.hparams.monitor,
+            },
+        }
