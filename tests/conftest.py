@@ -1,0 +1,77 @@
+"""Shared test fixtures: compose the real configs, run the real entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from fitlab.config import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+# Small and fast, for end-to-end runs of the real entry points.
+QUICK = ("experiment=quick", "trainer.accelerator=cpu")
+
+
+def compose_config(
+    overrides: Sequence[str] = (), output_dir: Path | None = None, config_name: str = "train"
+) -> DictConfig:
+    """The config ``fitlab-train`` would see for these overrides, its run folder at output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    def make(*overrides: str, config_name: str = "train") -> DictConfig:
+        return compose_config(overrides, tmp_path / "run", config_name)
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def cli_env(log_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env["FITLAB_LOG_DIR"] = str(log_dir)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_cli(
+    module: str, *overrides: str, cwd: Path, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> overrides...`` in cwd, logs under cwd/logs."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=cwd,
+        env={**cli_env(cwd / "logs"), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_dirs(log_dir: Path, task_name: str) -> list[Path]:
+    """The single-run folders of a task, oldest first."""
+    return sorted(p for p in (log_dir / task_name / "runs").glob("*") if p.is_dir())
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())

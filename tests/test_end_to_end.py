@@ -1,0 +1,124 @@
+"""One real ``fitlab-train`` run and one ``fitlab-eval`` of its checkpoint, checked like a user would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import QUICK, read_metrics, run_cli, run_dirs
+
+pytestmark = pytest.mark.slow
+
+SCALARS = [
+    f"{stage}/{name}"
+    for stage in ("train", "val", "test")
+    for name in ("loss", "acc", "balanced_acc", "f1_macro")
+] + ["val/auroc", "test/auroc", "val/acc_best"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of one quick training run (3 epochs, plots every epoch)."""
+    cwd = tmp_path_factory.mktemp("e2e")
+    result = run_cli("fitlab.train", *QUICK, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = run_dirs(cwd / "logs", "quick")
+    return run
+
+
+def test_run_folder_holds_what_spec_lists(trained: Path) -> None:
+    assert (trained / ".hydra" / "config.yaml").is_file()
+    assert (trained / ".hydra" / "overrides.yaml").is_file()
+    assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    ckpts = {p.name for p in (trained / "checkpoints").glob("*.ckpt")}
+    assert "last.ckpt" in ckpts and len(ckpts) >= 2
+    for name in ("confusion_matrix_val", "confusion_matrix_test", "roc_val", "roc_test"):
+        png = trained / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_metrics_json_is_flat_and_complete(trained: Path) -> None:
+    metrics = read_metrics(trained)
+    for key in SCALARS:
+        assert 0.0 <= metrics[key] < 100, key
+    assert metrics["test/acc"] > 0.8  # three epochs of a small CNN on digits
+    assert Path(metrics["best_ckpt_path"]).is_file()
+    assert metrics["world_size"] == 1
+    assert metrics["accumulate_grad_batches"] == 1
+    assert metrics["effective_batch_size"] == 64
+    assert metrics["stopped_reason"] == "max_epochs"
+    assert metrics["wall_time_s"] > 0
+    assert all(not isinstance(v, (dict, list)) for v in metrics.values())
+
+
+def test_eval_reproduces_the_training_test_metrics(trained: Path, tmp_path: Path) -> None:
+    best = read_metrics(trained)["best_ckpt_path"]
+    result = run_cli("fitlab.eval", *QUICK, f"ckpt_path={best}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "eval")
+    evaluated, trained_metrics = read_metrics(run), read_metrics(trained)
+    test_keys = [k for k in trained_metrics if k.startswith("test/")]
+    assert test_keys
+    for key in test_keys:
+        assert evaluated[key] == pytest.approx(trained_metrics[key], abs=1e-6), key
+    assert f"{trained_metrics['test/acc']:.4f}"[:5] in result.stdout  # Lightning's results table
+
+
+def test_event_files_hold_scalars_and_images(trained: Path) -> None:
+    events = EventAccumulator(str(trained / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for key in SCALARS:
+        assert key in tags["scalars"], key
+    for image in ("confusion_matrix/val", "confusion_matrix/test", "roc/val", "roc/test"):
+        assert image in tags["images"], image
+    val_acc = [e.value for e in events.Scalars("val/acc")]
+    assert len(val_acc) == 3  # one per epoch
+    assert any(t.startswith("pr_curve/test/") for t in tags["tensors"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tensorboard_server_lists_the_run_tags(trained: Path) -> None:
+    port = _free_port()
+    exe = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
+    server = subprocess.Popen(
+        [exe, "--logdir", str(trained), "--host", "127.0.0.1", "--port", str(port),
+         "--load_fast", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        tags: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    tags = json.loads(response.read())
+                if tags and "val/acc" in next(iter(tags.values())):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        run_tags = next(iter(tags.values()))
+        assert {"val/acc", "test/acc", "train/loss"} <= set(run_tags)
+        url = f"http://127.0.0.1:{port}/data/plugin/images/tags"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            images = next(iter(json.loads(response.read()).values()))
+        assert {"confusion_matrix/test", "roc/test"} <= set(images)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
