@@ -1,5 +1,7 @@
-"""Callbacks: the plots (and, later, the fit diagnosis)."""
+"""Callbacks: the plots, stopping on divergence, and the random state for exact resume."""
 
+from fitlab.callbacks.divergence import NonFiniteLoss, StopOnNonFiniteLoss
 from fitlab.callbacks.plots import ClassificationPlots
+from fitlab.callbacks.random_state import RandomState
 
-__all__ = ["ClassificationPlots"]
+__all__ = ["ClassificationPlots", "NonFiniteLoss", "RandomState", "StopOnNonFiniteLoss"]

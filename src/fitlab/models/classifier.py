@@ -104,6 +104,7 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
+        self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -160,7 +161,8 @@ class Classifier(L.LightningModule):
         return values
 
     def on_train_start(self) -> None:
-        self.best.reset()  # forget what the sanity check saw
+        if self.trainer.ckpt_path is None:  # a fresh fit; a resumed one keeps the restored best
+            self.best.reset()
 
     def on_train_epoch_end(self) -> None:
         self.log_dict(self._epoch_values("train"))
