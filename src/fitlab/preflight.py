@@ -54,6 +54,7 @@ checked = False
 def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | None:
     """Check the command line; None when Hydra does the work itself (``--help``, ``--cfg``)."""
     global checked
+    checked = False
     args = get_args_parser().parse_args(argv)  # bad flags exit 2 with argparse's usage line
     hands_off = any(getattr(args, a) for a in HYDRA_ONLY + OWN_CONFIG)
     if hands_off or int(os.environ.get("LOCAL_RANK", "0")) > 0:  # DDP workers: rank 0 checked

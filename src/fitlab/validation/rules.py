@@ -1,34 +1,25 @@
-"""Every value a user can set, checked on the composed config before anything is built.
+"""One rule per config key: the kind of value it takes, and whether null or one value per CNN
+block is allowed.
 
-``RULES`` is a table: a config key, the kind of value it takes, and whether ``null`` or one value
-per CNN block is allowed. A key the config does not have is skipped, so a data source without
-``root`` passes, and a new key needs one more row. Checks that read several keys at once (splits
-that leave a training set, a fold inside its folds, a CNN that fits the image, class paths and
-their arguments) follow the table. Each failure is a :class:`FitlabError` naming the key, the
-value and what would be accepted.
+``RULES`` is a table; a key the composed config does not have is skipped, so a data source
+without ``root`` passes, and a new key needs one more row.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-from hydra._internal.utils import _locate
 from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fitlab.data.roots import check_image_root
-from fitlab.data.sources import IMAGE_SIZES, SOURCES
-from fitlab.data.split import check_fractions
+from fitlab.data.sources import SOURCES
 from fitlab.errors import FitlabError
-from fitlab.models.cnn import ACTIVATIONS, CNN, NORMS, POOLS, per_block
+from fitlab.models.cnn import ACTIVATIONS, NORMS, POOLS, per_block
 
 
 @dataclass(frozen=True)
@@ -39,17 +30,17 @@ class Kind:
     words: str
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+    return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
 def integer(low: int, high: int | None = None) -> Kind:
     words = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-    return Kind(lambda v: _is_int(v) and v >= low and (high is None or v <= high), words)
+    return Kind(lambda v: is_int(v) and v >= low and (high is None or v <= high), words)
 
 
 def number(low: float, high: float | None = None, *, above: bool = False) -> Kind:
@@ -169,7 +160,7 @@ def shown(value: Any) -> str:
     )
 
 
-def _lookup(cfg: DictConfig, key: str) -> tuple[bool, Any]:
+def lookup(cfg: DictConfig, key: str) -> tuple[bool, Any]:
     """(present, value); a missing parent or key is "not present"."""
     node: Any = cfg
     for part in key.split("."):
@@ -180,143 +171,17 @@ def _lookup(cfg: DictConfig, key: str) -> tuple[bool, Any]:
 
 
 def check_rule(cfg: DictConfig, rule: Rule) -> None:
-    present, value = _lookup(cfg, rule.key)
+    present, value = lookup(cfg, rule.key)
     if not present or (value is None and rule.null):
         return
     fix = f"set {rule.key} to {rule.kind.words}" + (" or null" if rule.null else "")
     values = [value]
     if rule.blocks:
-        present, channels = _lookup(cfg, "model.channels")
+        present, channels = lookup(cfg, "model.channels")
         blocks = len(channels) if present and isinstance(channels, Sequence) else 1
-        values = per_block(OmegaConf.to_object(value) if isinstance(value, ListConfig) else value,
-                           blocks, rule.key.rsplit(".", 1)[-1])  # fmt: skip
+        plain = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        values = per_block(plain, blocks, rule.key.rsplit(".", 1)[-1])
         fix += ", one value for all blocks or a list with one per block"
     for v in values:
         if not rule.kind.accepts(v):
             raise FitlabError(f"{rule.key}={shown(value)} is not {rule.kind.words}", fix)
-
-
-# ------------------------------------------------------------------ checks across several keys
-def check_channels(cfg: DictConfig) -> None:
-    present, channels = _lookup(cfg, "model.channels")
-    if present and not (
-        isinstance(channels, Sequence)
-        and len(channels) > 0
-        and all(integer(1).accepts(c) for c in channels)
-    ):
-        raise FitlabError(
-            f"model.channels={shown(channels)} is not a list of integers >= 1",
-            "give one output width per block, e.g. model.channels='[32,64]'",
-        )
-
-
-def check_splits(cfg: DictConfig) -> None:
-    data = cfg.get("data") or {}
-    if "val_fraction" in data and "test_fraction" in data:
-        check_fractions(data.val_fraction, data.test_fraction)
-    folds, fold = data.get("num_folds"), data.get("fold")
-    if folds is not None and fold is not None and fold >= folds:
-        raise FitlabError(
-            f"data.fold={fold} is not below data.num_folds={folds}",
-            f"folds are numbered 0 to {folds - 1}",
-        )
-
-
-def check_epochs(cfg: DictConfig) -> None:
-    trainer = cfg.get("trainer") or {}
-    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
-    if low is not None and high not in (None, -1) and low > high:
-        raise FitlabError(
-            f"trainer.min_epochs={low} is above trainer.max_epochs={high}",
-            "lower trainer.min_epochs or raise trainer.max_epochs",
-        )
-
-
-def check_accelerator(cfg: DictConfig) -> None:
-    trainer = cfg.get("trainer") or {}
-    if trainer.get("accelerator") in ("gpu", "cuda"):
-        wanted = trainer.get("devices", 1)
-        have = torch.cuda.device_count()
-        if have == 0 or (_is_int(wanted) and wanted > have):
-            raise FitlabError(
-                f"trainer.accelerator={trainer.accelerator} with trainer.devices={shown(wanted)} "
-                f"but this machine has {have} visible GPU(s)",
-                "use trainer=cpu, trainer.accelerator=auto, or fewer trainer.devices",
-            )
-
-
-def check_targets(cfg: DictConfig, path: str = "") -> None:
-    """Every ``_target_`` imports, and its config keys are arguments it takes."""
-    for key, node in cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else ():
-        where = f"{path}{key}"
-        if where == "hydra" or not isinstance(node, DictConfig):
-            continue
-        if "_target_" in node:
-            _check_target(node, where)
-        check_targets(node, where + ".")
-
-
-def _check_target(node: DictConfig, where: str) -> None:
-    target = node._target_
-    try:
-        obj = _locate(target)  # what instantiate uses; hydra.utils.get_object also logs the error
-    except Exception as exc:
-        raise FitlabError(
-            f"{where}._target_={target} cannot be imported", "check the spelling of the class path"
-        ) from exc
-    try:
-        params = inspect.signature(obj).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    for key in node:
-        if not str(key).startswith("_") and key not in params:
-            valid = [p for p in params if p not in ("self", "params", "optimizer")]
-            raise FitlabError(
-                f"{where}.{key} is not an argument of {target}",
-                f"remove it or use one of: {', '.join(valid)}",
-            )
-
-
-def check_model_fits_image(cfg: DictConfig) -> None:
-    """Build the CNN on the meta device (no memory) to see that every block leaves at least 1x1.
-
-    The image size is ``data.image_size`` or the source's known size; sources whose size is known
-    only from their files are checked when the model is built.
-    """
-    model, data = cfg.get("model"), cfg.get("data") or {}
-    if not model or model.get("_target_") != "fitlab.models.Classifier":
-        return
-    size = data.get("image_size") or IMAGE_SIZES.get(data.get("source"))
-    if size is None:
-        return
-    height, width = (size, size) if _is_int(size) else size
-    wanted = set(inspect.signature(CNN).parameters) - {"in_channels", "num_classes", "image_size"}
-    arch = {k: v for k, v in OmegaConf.to_container(model, resolve=True).items() if k in wanted}
-    with torch.device("meta"):
-        CNN(in_channels=1, num_classes=2, image_size=(height, width), **arch)
-
-
-def check_data_root(cfg: DictConfig) -> None:
-    present, root = _lookup(cfg, "data.root")
-    if present and root is not None and not cfg.data.get("download", False):
-        check_image_root(Path(root))
-
-
-CHECKS = (
-    check_channels,
-    lambda cfg: [check_rule(cfg, rule) for rule in RULES],
-    check_splits,
-    check_epochs,
-    check_accelerator,
-    check_model_fits_image,
-    check_data_root,
-    check_targets,
-)
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Raise a FitlabError for the first value that is wrong; return quietly otherwise."""
-    for check in CHECKS:
-        check(cfg)
