@@ -7,13 +7,16 @@ per-class PR curves. Collection only runs on epochs that are plotted, off the ho
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import lightning as L
 import matplotlib
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from PIL import Image
 from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassROC
 
@@ -47,6 +50,13 @@ def roc_figure(probs: torch.Tensor, target: torch.Tensor, names: list[str], stag
     ax.legend(fontsize="small", loc="lower right")
     ax.set_title(f"ROC one-vs-rest, {stage}")
     return fig
+
+
+def render_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render once; the same PNG goes to the file and, decoded, to TensorBoard."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 class ClassificationPlots(L.Callback):
@@ -92,9 +102,12 @@ class ClassificationPlots(L.Callback):
         boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         step = trainer.global_step
         for name, fig in figures.items():
-            fig.savefig(self.plot_dir / f"{name}_{stage}.png", dpi=110, bbox_inches="tight")
-            for board in boards:
-                board.add_figure(f"{name}/{stage}", fig, global_step=step, close=False)
+            png = render_png(fig)
+            (self.plot_dir / f"{name}_{stage}.png").write_bytes(png)
+            if boards:
+                image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                for board in boards:
+                    board.add_image(f"{name}/{stage}", image, step, dataformats="HWC")
         if self.pr_curves:
             for board in boards:
                 for c, class_name in enumerate(names):
