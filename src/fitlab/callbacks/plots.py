@@ -8,6 +8,7 @@ per-class PR curves. Collection only runs on epochs that are plotted, off the ho
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import lightning as L
@@ -67,6 +68,7 @@ class ClassificationPlots(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.pr_curves = pr_curves
         self.collected: tuple[CatMetric, CatMetric] | None = None
+        self.seconds_drawing = 0.0  # what plotting costs, for fitlab-bench
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -94,6 +96,7 @@ class ClassificationPlots(L.Callback):
             )
 
     def draw(self, trainer: L.Trainer, names: list[str], stage: str, probs, target) -> None:
+        start = time.perf_counter()
         self.plot_dir.mkdir(parents=True, exist_ok=True)
         figures = {
             "confusion_matrix": confusion_matrix_figure(probs, target, names, stage),
@@ -114,6 +117,7 @@ class ClassificationPlots(L.Callback):
                     board.add_pr_curve(
                         f"pr_curve/{stage}/{class_name}", target == c, probs[:, c], step
                     )
+        self.seconds_drawing += time.perf_counter() - start
 
     # --------------------------------------------------------------------- Lightning hooks
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
