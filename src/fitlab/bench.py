@@ -267,7 +267,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "plain_peak_memory_mb": plain_peak,
         "startup_s": default_run.get("startup_s"),
         "default_run_wall_s": default_run.get("default_run_wall_s"),
-        "default_run_test_acc": default_run.get("default_run_test_acc"),
+        "default_run_metrics": default_run.get("default_run_metrics"),
         "default_run_overrides": args.run_overrides,
     }
 
@@ -312,7 +312,7 @@ def print_table(result: dict[str, Any]) -> None:
         console.print(
             f"fitlab-train: start-up to first step {result['startup_s']:.2f} s, "
             f"whole run {result['default_run_wall_s']:.1f} s, test/acc "
-            f"{result['default_run_test_acc']:.4f}"
+            f"{result['default_run_metrics'].get('test/acc')}"
         )
 
 
