@@ -205,9 +205,11 @@ def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, f
     launched = time.time()
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     finished = time.time()
+    (metrics,) = (workdir / "logs").glob("*/runs/*/metrics.json")
     return {
         "startup_s": float(probe.read_text()) - launched,
         "default_run_wall_s": finished - launched,
+        "default_run_metrics": json.loads(metrics.read_text()),
     }
 
 
