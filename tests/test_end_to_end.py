@@ -83,6 +83,8 @@ def test_event_files_hold_scalars_and_images(trained: Path) -> None:
         assert image in tags["images"], image
     val_acc = [e.value for e in events.Scalars("val/acc")]
     assert len(val_acc) == 3  # one per epoch
+    # 20 training batches per epoch, logged every 10 steps
+    assert [e.step for e in events.Scalars("train/loss_step")] == [9, 19, 29, 39, 49, 59]
     assert any(t.startswith("pr_curve/test/") for t in tags["tensors"])
 
 
