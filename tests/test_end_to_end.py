@@ -1,4 +1,4 @@
-"""One real ``fitlab-train`` run and one ``fitlab-eval`` of its checkpoint, checked like a user would."""
+"""A real `fitlab-train` run and a `fitlab-eval` of its checkpoint, checked as a user would."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def test_event_files_hold_scalars_and_images(trained: Path) -> None:
         assert image in tags["images"], image
     val_acc = [e.value for e in events.Scalars("val/acc")]
     assert len(val_acc) == 3  # one per epoch
+    # 20 training batches per epoch, logged every 10 steps
+    assert [e.step for e in events.Scalars("train/loss_step")] == [9, 19, 29, 39, 49, 59]
     assert any(t.startswith("pr_curve/test/") for t in tags["tensors"])
 
 

@@ -84,6 +84,8 @@ def train(cfg: DictConfig) -> float | None:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(scalar_metrics(trainer))
 
+    for callback in trainer.callbacks:
+        metrics.update(getattr(callback, "results", {}))  # e.g. the fit diagnosis
     batch_size = datamodule.batch_size
     metrics.update(
         status=COMPLETED,

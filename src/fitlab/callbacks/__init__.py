@@ -1,7 +1,14 @@
-"""Callbacks: the plots, stopping on divergence, and the random state for exact resume."""
+"""Callbacks: plots, the fit diagnosis, stopping on divergence, the random state for resume."""
 
 from fitlab.callbacks.divergence import NonFiniteLoss, StopOnNonFiniteLoss
+from fitlab.callbacks.fit_diagnosis import FitDiagnosis
 from fitlab.callbacks.plots import ClassificationPlots
 from fitlab.callbacks.random_state import RandomState
 
-__all__ = ["ClassificationPlots", "NonFiniteLoss", "RandomState", "StopOnNonFiniteLoss"]
+__all__ = [
+    "ClassificationPlots",
+    "FitDiagnosis",
+    "NonFiniteLoss",
+    "RandomState",
+    "StopOnNonFiniteLoss",
+]

@@ -36,6 +36,7 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         seed: int = 42,
         pin_memory: bool = False,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -51,6 +52,7 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.seed = seed
         self.pin_memory = pin_memory
+        self.on_device = on_device
         self.class_names: list[str] = []
         self.splits: dict[str, TensorImageDataset] = {}
         self.mean: torch.Tensor | None = None
@@ -119,16 +121,42 @@ class ImageDataModule(L.LightningDataModule):
         return F.interpolate(images, size=size, mode="bilinear", antialias=True)
 
     # ------------------------------------------------------------------------ dataloaders
+    def _dataset(self, split: str) -> TensorImageDataset:
+        """The split, moved once to the training GPU when ``on_device`` (no host copies then)."""
+        dataset = self.splits[split]
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        on_gpu = self.on_device and device is not None and device.type == "cuda"
+        if on_gpu and dataset.labels.device != device:
+            dataset = self.splits[split] = dataset.to(device)
+        return dataset
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self._dataset(split)
+        on_host = dataset.labels.device.type == "cpu"
+        workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
         return DataLoader(
-            self.splits[split],
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
+            num_workers=workers,
             collate_fn=collate_batch,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory and on_host,
+            persistent_workers=workers > 0,
         )
+
+    def evaluation_batches(self, split: str, max_samples: int | None = None):
+        """Yield (x, y) batches of a split as it is, never resampled, in a fixed order.
+
+        At most ``max_samples`` images (a fixed random subset): for measuring, e.g., the
+        training error in eval mode without a full extra pass over a large training set.
+        """
+        dataset = self.splits[split]
+        index = torch.arange(len(dataset))
+        if max_samples is not None and max_samples < len(dataset):
+            index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+            index = index[:max_samples]
+        for chunk in index.split(self.eval_batch_size):
+            yield dataset.__getitems__(chunk.tolist())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
