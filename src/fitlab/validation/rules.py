@@ -121,6 +121,7 @@ RULES = (
     Rule("model.class_weights", one_of(["balanced"]), null=True),
     Rule("model.monitor", METRIC),
     Rule("model.compile", BOOLEAN),
+    Rule("model.channels_last", either(BOOLEAN, one_of(["auto"]))),
     Rule("model.optimizer.lr", number(0, above=True)),
     Rule("model.optimizer.weight_decay", PENALTY),
     Rule("model.optimizer.momentum", PROBABILITY),
@@ -146,6 +147,10 @@ RULES = (
     Rule("callbacks.early_stopping.patience", integer(0)),
     Rule("callbacks.early_stopping.min_delta", PENALTY),
     Rule("callbacks.plots.every_n_epochs", integer(1)),
+    Rule("callbacks.fit_diagnosis.target_error", PROBABILITY),
+    Rule("callbacks.fit_diagnosis.gap", PENALTY),
+    Rule("callbacks.fit_diagnosis.max_train_samples", integer(1)),
+    Rule("callbacks.rich_progress_bar.refresh_rate", integer(0)),
 )
 
 
