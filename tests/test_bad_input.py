@@ -8,45 +8,23 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import logging
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import QUICK, run_cli
+from conftest import QUICK, call_entry, run_cli
 from fitlab import eval as fitlab_eval
 from fitlab import train as fitlab_train
 from fitlab.errors import FitlabError
-
-LOGGERS = ("", "lightning.pytorch", "lightning.fabric")
-
-
-@pytest.fixture(autouse=True)
-def keep_logging():
-    """hydra.main configures logging for its run folder; give the other tests theirs back."""
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, LOGGERS)]
-    yield
-    for logger, handlers, level, propagate in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-
-
-def call(entry, argv: list[str], cwd: Path, monkeypatch) -> None:
-    monkeypatch.chdir(cwd)
-    monkeypatch.setenv("FITLAB_LOG_DIR", str(cwd / "logs"))
-    monkeypatch.setattr(sys, "argv", [entry.__module__, *argv])
-    entry()
 
 
 def refused(entry, argv: list[str], cwd: Path, monkeypatch, capsys) -> str:
     """Run the entry point, expect exit 2, return the one error line."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with pytest.raises(SystemExit) as exited:
-        call(entry, argv, cwd, monkeypatch)
+        call_entry(entry, argv, cwd, monkeypatch)
     assert exited.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "fitlab: error:" in line]
     assert len(errors) == 1, errors
@@ -67,13 +45,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of one real 1-epoch quick run, trained through ``fitlab-train``'s entry."""
     cwd = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
-        saved = [
-            (lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, LOGGERS)
-        ]
         argv = [*QUICK, "trainer.max_epochs=1", "test=false", "logger=none", "~callbacks.plots"]
-        call(fitlab_train.main, [*argv, "~callbacks.fit_diagnosis"], cwd, mp)
-        for logger, handlers, level, propagate in saved:
-            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+        call_entry(fitlab_train.main, [*argv, "~callbacks.fit_diagnosis"], cwd, mp)
     (run,) = (cwd / "logs" / "quick" / "runs").iterdir()
     return run
 
@@ -107,7 +80,7 @@ def test_refused_before_any_folder(tmp_path, monkeypatch, capsys, argv, words) -
 def test_full_traceback_with_hydra_full_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     with pytest.raises(FitlabError, match=r"model\.dropout=1\.5"):
-        call(fitlab_train.main, ["model.dropout=1.5"], tmp_path, monkeypatch)
+        call_entry(fitlab_train.main, ["model.dropout=1.5"], tmp_path, monkeypatch)
 
 
 def test_eval_needs_a_checkpoint(tmp_path, monkeypatch, capsys) -> None:

@@ -21,6 +21,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -108,6 +109,8 @@ def instantiate_group(group: DictConfig | None) -> list:
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
@@ -134,6 +137,7 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
     """``metrics.json``: one flat JSON object, keys sorted; non-finite numbers become null."""
     path = Path(output_dir) / "metrics.json"
     flat = {k: _json_value(v) for k, v in sorted(metrics.items())}
+    path.parent.mkdir(parents=True, exist_ok=True)  # a run that saved nothing else yet
     path.write_text(json.dumps(flat, indent=2) + "\n")
     return path
 
