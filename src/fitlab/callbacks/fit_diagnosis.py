@@ -44,7 +44,10 @@ def evaluate(pl_module: L.LightningModule, batches, device: torch.device) -> tup
     was_training = pl_module.training
     pl_module.eval()
     loss = MeanMetric().to(device)
-    accuracy = MulticlassAccuracy(pl_module.hparams.num_classes, validate_args=False).to(device)
+    accuracy = MulticlassAccuracy(
+        pl_module.hparams.num_classes, average="micro", validate_args=False
+    )
+    accuracy = accuracy.to(device)
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         logits = pl_module(x)
