@@ -11,6 +11,8 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from fitlab.accumulation import configure_accumulation
+from fitlab.hparams import log_hparams_session, run_hparams
 from fitlab.pipeline import (
     build_parts,
     build_trainer,
@@ -40,8 +42,9 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
+    batches = configure_accumulation(trainer, cfg.get("effective_batch_size"), cfg.data.batch_size)
     for logger in trainer.loggers:
-        logger.log_hyperparams(config_as_dict(cfg))
+        logger.log_hyperparams({**config_as_dict(cfg), **batches})
 
     metrics: dict = {}
     if cfg.train:
@@ -54,15 +57,14 @@ def train(cfg: DictConfig) -> float | None:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update(scalar_metrics(trainer))
 
-    batch_size = datamodule.batch_size
     metrics.update(
         best_ckpt_path=best or None,
-        world_size=trainer.world_size,
-        accumulate_grad_batches=trainer.accumulate_grad_batches,
-        effective_batch_size=batch_size * trainer.world_size * trainer.accumulate_grad_batches,
+        **batches,
         wall_time_s=round(time.perf_counter() - start, 2),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
+    scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
+    log_hparams_session(trainer, run_hparams(config_as_dict(cfg), batches), scalars)
     rank_zero_info(f"fitlab: metrics written to {path}")
     return metrics.get(cfg.optimized_metric)
 

@@ -104,6 +104,8 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
+        self._step_weight: torch.Tensor | None = None  # weight seen since the last optimizer step
+        self._step_scale = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -127,15 +129,70 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.data_loss(logits, y)
-        total = loss
+        losses = F.cross_entropy(
+            logits,
+            y,
+            weight=self.class_weight,
+            label_smoothing=self.hparams.label_smoothing,
+            reduction="none",
+        )
+        # Each image counts with its class weight (1 without class weights); the loss is the
+        # weighted mean, what cross_entropy's default reduction gives.
+        weight = (
+            self.class_weight[y].sum()
+            if self.class_weight is not None
+            else losses.new_tensor(len(y))
+        )
+        loss = losses.sum() / weight
+        penalty = losses.new_zeros(())
         for name, term in self.penalties().items():
             self.log(f"train/loss_{name}", term, on_step=False, on_epoch=True)
-            total = total + term
+            penalty = penalty + term
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        return total
+        return self._accumulation_share(losses.sum(), weight, penalty, len(y), batch_idx)
+
+    # ----------------------------------------------------------- exact gradient accumulation
+    def _accumulation_share(
+        self,
+        summed: torch.Tensor,
+        weight: torch.Tensor,
+        penalty: torch.Tensor,
+        count: int,
+        batch_idx: int,
+    ) -> torch.Tensor:
+        """This micro-batch's part of the loss of the whole accumulated, distributed batch.
+
+        That loss is ``sum_i w_i l_i / sum_i w_i + penalty`` over every image of the optimizer
+        step, on every rank; its denominator is known only after the last micro-batch. So each
+        micro-batch returns ``(sum w_i l_i + penalty * its weight) / scale``, with one ``scale``
+        for the whole step, and ``on_before_optimizer_step`` divides the summed gradients by
+        the total weight. Lightning's default, the mean of each micro-batch's mean, weighs a
+        small micro-batch (an epoch's last) as much as a full one, and with class weights a
+        micro-batch of rare classes as much as one of common classes.
+        """
+        if batch_idx % self.trainer.accumulate_grad_batches == 0 or self._step_weight is None:
+            self._step_weight = weight.new_zeros(())
+            # The first micro-batch's size: the same on every rank (the distributed sampler
+            # gives each rank as many images) and it keeps the loss at its usual magnitude.
+            self._step_scale = count
+        self._step_weight = self._step_weight + weight.detach()
+        return (summed + penalty * weight.detach()) / self._step_scale
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Turn the summed micro-batch gradients into the gradient of the whole batch's loss."""
+        if self._step_weight is None:
+            return
+        # Lightning divided each micro-batch's loss by the accumulation steps and DDP averaged
+        # the gradients over the ranks: undo both, then divide by the total weight of the step.
+        total = self.trainer.strategy.reduce(self._step_weight, reduce_op="sum")
+        steps = self.trainer.world_size * self.trainer.accumulate_grad_batches
+        factor = steps * self._step_scale / total
+        for parameter in self.parameters():
+            if parameter.grad is not None:
+                parameter.grad.mul_(factor)
+        self._step_weight = None
 
     def _eval_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
         x, y = batch
