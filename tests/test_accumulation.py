@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import lightning as L
 import pytest
-import torch
 from hydra.utils import instantiate
 
 from fitlab.accumulation import accumulate_grad_batches, configure_accumulation

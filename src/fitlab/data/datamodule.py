@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from fitlab.data.distributed import exactly_once_sampler
 from fitlab.data.sources import SOURCES, SourceData
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
@@ -119,11 +120,12 @@ class ImageDataModule(L.LightningDataModule):
         return F.interpolate(images, size=size, mode="bilinear", antialias=True)
 
     # ------------------------------------------------------------------------ dataloaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             pin_memory=self.pin_memory,
@@ -137,4 +139,6 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        # Under DDP every test image exactly once, no padding (data/distributed.py).
+        sampler = exactly_once_sampler(self.splits["test"], self.trainer)
+        return self._loader("test", shuffle=False, sampler=sampler)
