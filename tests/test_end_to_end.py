@@ -1,4 +1,4 @@
-"""One real ``fitlab-train`` run and one ``fitlab-eval`` of its checkpoint, checked like a user would."""
+"""A real `fitlab-train` run and a `fitlab-eval` of its checkpoint, checked as a user would."""
 
 from __future__ import annotations
 

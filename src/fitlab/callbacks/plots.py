@@ -7,13 +7,17 @@ per-class PR curves. Collection only runs on epochs that are plotted, off the ho
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import lightning as L
 import matplotlib
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from PIL import Image
 from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassROC
 
@@ -29,7 +33,9 @@ def confusion_matrix_figure(
     for ax, normalize, title in zip(
         fig.subplots(1, 2), (None, "true"), ("counts", "normalised over true class"), strict=True
     ):
-        matrix = MulticlassConfusionMatrix(len(names), normalize=normalize)
+        # The inputs are already gathered from every rank; drawn on rank zero alone, a metric
+        # that synced on compute would wait forever for the other ranks.
+        matrix = MulticlassConfusionMatrix(len(names), normalize=normalize, sync_on_compute=False)
         matrix.update(probs, target)
         matrix.plot(ax=ax, labels=names)
         ax.set_title(title)
@@ -40,13 +46,20 @@ def roc_figure(probs: torch.Tensor, target: torch.Tensor, names: list[str], stag
     """One-vs-rest ROC curve per class, each class's AUC in the legend."""
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
-    roc = MulticlassROC(len(names))
+    roc = MulticlassROC(len(names), sync_on_compute=False)  # see confusion_matrix_figure
     roc.update(probs, target)
     roc.plot(score=True, ax=ax, labels=names)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     ax.legend(fontsize="small", loc="lower right")
     ax.set_title(f"ROC one-vs-rest, {stage}")
     return fig
+
+
+def render_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render once; the same PNG goes to the file and, decoded, to TensorBoard."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 class ClassificationPlots(L.Callback):
@@ -57,6 +70,7 @@ class ClassificationPlots(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.pr_curves = pr_curves
         self.collected: tuple[CatMetric, CatMetric] | None = None
+        self.seconds_drawing = 0.0  # what plotting costs, for fitlab-bench
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -84,6 +98,7 @@ class ClassificationPlots(L.Callback):
             )
 
     def draw(self, trainer: L.Trainer, names: list[str], stage: str, probs, target) -> None:
+        start = time.perf_counter()
         self.plot_dir.mkdir(parents=True, exist_ok=True)
         figures = {
             "confusion_matrix": confusion_matrix_figure(probs, target, names, stage),
@@ -92,15 +107,19 @@ class ClassificationPlots(L.Callback):
         boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         step = trainer.global_step
         for name, fig in figures.items():
-            fig.savefig(self.plot_dir / f"{name}_{stage}.png", dpi=110, bbox_inches="tight")
-            for board in boards:
-                board.add_figure(f"{name}/{stage}", fig, global_step=step, close=False)
+            png = render_png(fig)
+            (self.plot_dir / f"{name}_{stage}.png").write_bytes(png)
+            if boards:
+                image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                for board in boards:
+                    board.add_image(f"{name}/{stage}", image, step, dataformats="HWC")
         if self.pr_curves:
             for board in boards:
                 for c, class_name in enumerate(names):
                     board.add_pr_curve(
                         f"pr_curve/{stage}/{class_name}", target == c, probs[:, c], step
                     )
+        self.seconds_drawing += time.perf_counter() - start
 
     # --------------------------------------------------------------------- Lightning hooks
     def on_validation_epoch_start(self, trainer, pl_module) -> None:

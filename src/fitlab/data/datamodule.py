@@ -37,6 +37,7 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         seed: int = 42,
         pin_memory: bool = False,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -52,6 +53,7 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.seed = seed
         self.pin_memory = pin_memory
+        self.on_device = on_device
         self.class_names: list[str] = []
         self.splits: dict[str, TensorImageDataset] = {}
         self.mean: torch.Tensor | None = None
@@ -120,16 +122,28 @@ class ImageDataModule(L.LightningDataModule):
         return F.interpolate(images, size=size, mode="bilinear", antialias=True)
 
     # ------------------------------------------------------------------------ dataloaders
+    def _dataset(self, split: str) -> TensorImageDataset:
+        """The split, moved once to the training GPU when ``on_device`` (no host copies then)."""
+        dataset = self.splits[split]
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        on_gpu = self.on_device and device is not None and device.type == "cuda"
+        if on_gpu and dataset.labels.device != device:
+            dataset = self.splits[split] = dataset.to(device)
+        return dataset
+
     def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
+        dataset = self._dataset(split)
+        on_host = dataset.labels.device.type == "cpu"
+        workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
         return DataLoader(
-            self.splits[split],
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
             sampler=sampler,
-            num_workers=self.num_workers,
+            num_workers=workers,
             collate_fn=collate_batch,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory and on_host,
+            persistent_workers=workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

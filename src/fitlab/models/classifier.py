@@ -69,6 +69,7 @@ class Classifier(L.LightningModule):
         class_weights: str | None = None,
         monitor: str = "val/acc",
         compile: bool = False,
+        channels_last: bool | str = "auto",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ) -> None:
@@ -83,6 +84,7 @@ class Classifier(L.LightningModule):
         )  # fmt: skip
         if compile:
             self.net.compile()
+        self.channels_last = False  # decided in setup(), once the device is known
         self.example_input_array = torch.zeros(1, in_channels, *image_size)
 
         if class_weights not in (None, "balanced"):
@@ -107,7 +109,18 @@ class Classifier(L.LightningModule):
         self._step_weight: torch.Tensor | None = None  # weight seen since the last optimizer step
         self._step_scale = 1
 
+    def setup(self, stage: str) -> None:
+        # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
+        # it rarely helps, so ``auto`` turns it on for CUDA devices only.
+        wanted = self.hparams.channels_last
+        on_cuda = self.trainer.strategy.root_device.type == "cuda"
+        self.channels_last = on_cuda if wanted == "auto" else bool(wanted)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     # ------------------------------------------------------------------------- the loss
