@@ -10,8 +10,13 @@ from __future__ import annotations
 import lightning as L
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from fitlab.accumulation import accumulate_grad_batches, configure_accumulation
+from fitlab.accumulation import (
+    accumulate_grad_batches,
+    configure_accumulation,
+    planned_world_size,
+)
 from fitlab.errors import FitlabError
 from fitlab.models import Classifier
 from fitlab.pipeline import build_parts, build_trainer
@@ -125,3 +130,20 @@ def test_accumulation_in_the_config_and_the_effective_batch_must_agree(compose_c
     trainer = build_trainer(cfg)
     with pytest.raises(FitlabError, match="set only one"):
         configure_accumulation(trainer, cfg.effective_batch_size, cfg.data.batch_size)
+
+
+@pytest.mark.parametrize(
+    ("devices", "nodes", "world"),
+    [
+        (1, 1, 1),
+        (2, 2, 4),
+        ("2", 1, 2),
+        ("0,1,2", 1, 3),
+        ([0, 1], 2, 4),
+        (-1, 1, None),
+        ("auto", 1, None),
+    ],
+)
+def test_world_size_from_the_config_when_it_is_fixed(devices, nodes, world) -> None:
+    trainer_cfg = OmegaConf.create({"devices": devices, "num_nodes": nodes})
+    assert planned_world_size(trainer_cfg) == world

@@ -10,8 +10,11 @@ accumulated gradient equals the large batch's (``Classifier.on_before_optimizer_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig
 
 from fitlab.errors import FitlabError
 
@@ -42,6 +45,29 @@ def accumulate_grad_batches(effective_batch_size: int | None, batch_size: int, w
             f"use a multiple of {per_step} ({multiples}, ...) or change data.batch_size",
         )
     return effective_batch_size // per_step
+
+
+def planned_world_size(trainer_cfg: DictConfig) -> int | None:
+    """devices x nodes when the config fixes both; None when only the Trainer can tell (auto, -1).
+
+    Lightning's forms: a count (2 or "2"), device ids ("0,1" or [0, 1]).
+    """
+    devices, nodes = trainer_cfg.get("devices", "auto"), trainer_cfg.get("num_nodes", 1)
+    if isinstance(devices, str):
+        ids = [d for d in devices.split(",") if d.strip()]
+        devices = len(ids) if "," in devices else int(devices) if devices.isdigit() else None
+    elif isinstance(devices, Sequence):
+        devices = len(devices)
+    if not isinstance(devices, int) or devices < 1 or not isinstance(nodes, int):
+        return None
+    return devices * nodes
+
+
+def check_effective_batch_size(cfg: DictConfig) -> None:
+    """Refuse a bad ``effective_batch_size`` from the config alone, before anything is built."""
+    world = planned_world_size(cfg.trainer)
+    if world is not None:
+        accumulate_grad_batches(cfg.get("effective_batch_size"), cfg.data.batch_size, world)
 
 
 def configure_accumulation(

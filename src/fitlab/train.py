@@ -11,7 +11,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from fitlab.accumulation import configure_accumulation
+from fitlab.accumulation import check_effective_batch_size, configure_accumulation
 from fitlab.hparams import log_hparams_session, run_hparams
 from fitlab.pipeline import (
     build_parts,
@@ -39,6 +39,7 @@ def stopped_reason(trainer: L.Trainer) -> str:
 
 def train(cfg: DictConfig) -> float | None:
     start = time.perf_counter()
+    check_effective_batch_size(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
