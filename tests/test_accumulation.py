@@ -21,16 +21,11 @@ from fitlab.errors import FitlabError
 from fitlab.models import Classifier
 from fitlab.pipeline import build_parts, build_trainer
 
-# No dropout, SGD with momentum (Adam divides by the gradient's size, which turns float noise
-# in near-zero gradients into full-size steps), no validation, nothing written.
+# The default optimizer (AdamW), no dropout, no validation, nothing written.
 TRAIN = (
     "model.channels=[8,16]",
     "model.dropout=0",
     "model.head_dropout=0",
-    "model.optimizer._target_=torch.optim.SGD",
-    "model.optimizer.lr=0.05",
-    "++model.optimizer.momentum=0.9",
-    "model.scheduler=null",
     "trainer.accelerator=cpu",
     "trainer.max_epochs=1",
     "++trainer.limit_val_batches=0",

@@ -37,16 +37,14 @@ def run_stamp() -> str:
 
     A single process takes the time plus a random suffix (two runs started in the same second
     stay apart). Ranks started by srun or torchrun cannot agree on a clock reading or a random
-    value, so they name the folder after the job; ``FITLAB_RUN_STAMP`` sets it by hand (e.g. a
-    multi-node run started on each node without a scheduler).
+    value, so they name the folder after the job step; ``FITLAB_RUN_STAMP`` sets it by hand
+    (e.g. a multi-node run started on each node without a scheduler).
     """
     if stamp := os.environ.get("FITLAB_RUN_STAMP"):
         return stamp
     if int(os.environ.get("SLURM_NTASKS") or 1) > 1 and "SLURM_JOB_ID" in os.environ:
-        job = f"slurm{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
-        if started := os.environ.get("SLURM_JOB_START_TIME"):  # SLURM >= 22.05
-            return time.strftime(_STAMP_FORMAT, time.localtime(int(started))) + "_" + job
-        return job
+        # No clock in the name: a requeued job must find its own folder (and checkpoint) again.
+        return f"slurm{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
     if (run_id := os.environ.get("TORCHELASTIC_RUN_ID", "none")) != "none":
         return f"torchrun_{run_id}"
     return f"{time.strftime(_STAMP_FORMAT)}_{secrets.token_hex(3)}"

@@ -191,19 +191,22 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _plot(groups: dict, metric: str, over_seeds: bool, by: list[str], path: Path) -> None:
-    """One bar per group: the mean, +- std over seeds, each run as a dot."""
+    """One column per group: each run a dot, the mean a mark, +- std over seeds as whiskers."""
     labels = ["\n".join(g) for g in groups]
     values = list(groups.values())
     fig = Figure(figsize=(max(5.0, 0.9 * len(groups) + 2), 4.5), layout="constrained")
     ax = fig.add_subplot()
-    x = range(len(values))
-    means = [statistics.mean(v) for v in values]
-    stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-    ax.bar(x, means, yerr=stds if over_seeds else None, capsize=4, color="tab:blue", alpha=0.6)
+    x = list(range(len(values)))
     for i, v in enumerate(values):
-        ax.plot([i] * len(v), v, "o", color="black", markersize=4)
-    ax.set_xticks(list(x), labels, fontsize="small", rotation=30 if len(groups) > 6 else 0)
+        ax.plot([i] * len(v), v, "o", color="tab:blue", alpha=0.6, markersize=5)
+    if over_seeds:  # y is not cut at zero: the differences between groups are what matters
+        means = [statistics.mean(v) for v in values]
+        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(x, means, yerr=stds, fmt="_", color="black", markersize=24, capsize=6)
+    ax.set_xticks(x, labels, fontsize="small", rotation=30 if len(groups) > 6 else 0)
+    ax.set_xlim(-0.5, len(values) - 0.5)
     ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
     grouping = f"by {', '.join(by)}" if by else ("over all runs" if over_seeds else "per run")
     spread = ", mean ± std over seeds" if over_seeds else ""
     ax.set_title(f"{metric} {grouping}{spread}", fontsize="medium")
