@@ -83,3 +83,23 @@ def test_checkpoint_loads_with_weights_only(tmp_path) -> None:
     x = torch.randn(2, 1, 4, 4)
     model.eval(), restored.eval()
     assert torch.equal(model(x), restored(x))
+
+
+def test_penalties_are_logged_as_their_own_loss_terms() -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(32, 1, 4, 4), torch.randint(0, 3, (32,)))
+    model = tiny(l1=0.01, l2=0.1)
+    start = {name: term.item() for name, term in model.penalties().items()}
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, DataLoader(data, batch_size=8))
+    logged = trainer.callback_metrics
+    end = {name: term.item() for name, term in model.penalties().items()}
+    for name in ("l1", "l2"):
+        # the epoch mean lies between the first and the last step's value
+        low, high = sorted((start[name], end[name]))
+        assert low * 0.99 <= logged[f"train/loss_{name}"].item() <= high * 1.01
+    assert "train/loss" in logged and "train/loss_l1" in logged

@@ -1,5 +1,6 @@
 """Callbacks: the plots (and, later, the fit diagnosis)."""
 
+from fitlab.callbacks.fit_diagnosis import FitDiagnosis
 from fitlab.callbacks.plots import ClassificationPlots
 
-__all__ = ["ClassificationPlots"]
+__all__ = ["ClassificationPlots", "FitDiagnosis"]

@@ -62,6 +62,15 @@ def render_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+def add_png_to_tensorboard(trainer: L.Trainer, tag: str, png: bytes) -> None:
+    """Log a rendered PNG as an image in every TensorBoard logger of the trainer."""
+    boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    if boards:
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        for board in boards:
+            board.add_image(tag, image, trainer.global_step, dataformats="HWC")
+
+
 class ClassificationPlots(L.Callback):
     """Plots validation results every ``every_n_epochs`` epochs and test results always."""
 
@@ -104,17 +113,15 @@ class ClassificationPlots(L.Callback):
             "confusion_matrix": confusion_matrix_figure(probs, target, names, stage),
             "roc": roc_figure(probs, target, names, stage),
         }
-        boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        step = trainer.global_step
         for name, fig in figures.items():
             png = render_png(fig)
             (self.plot_dir / f"{name}_{stage}.png").write_bytes(png)
-            if boards:
-                image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-                for board in boards:
-                    board.add_image(f"{name}/{stage}", image, step, dataformats="HWC")
+            add_png_to_tensorboard(trainer, f"{name}/{stage}", png)
         if self.pr_curves:
-            for board in boards:
+            step = trainer.global_step
+            for board in [
+                lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)
+            ]:
                 for c, class_name in enumerate(names):
                     board.add_pr_curve(
                         f"pr_curve/{stage}/{class_name}", target == c, probs[:, c], step

@@ -146,6 +146,20 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
         )
 
+    def evaluation_batches(self, split: str, max_samples: int | None = None):
+        """Yield (x, y) batches of a split as it is, never resampled, in a fixed order.
+
+        At most ``max_samples`` images (a fixed random subset): for measuring, e.g., the
+        training error in eval mode without a full extra pass over a large training set.
+        """
+        dataset = self.splits[split]
+        index = torch.arange(len(dataset))
+        if max_samples is not None and max_samples < len(dataset):
+            index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+            index = index[:max_samples]
+        for chunk in index.split(self.eval_batch_size):
+            yield dataset.__getitems__(chunk.tolist())
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
