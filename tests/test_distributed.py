@@ -36,7 +36,7 @@ def ddp_run(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     strategy = [request.param] + (["trainer.devices=2"] if request.param == "trainer=ddp" else [])
     result = run_cli("fitlab.train", *DDP, *strategy, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "effective batch size 64 = 16 per device x 2 device(s)" in result.stderr
+    assert "effective batch size 64 = 16 per device x 2 device(s)" in result.stdout + result.stderr
     (run,) = run_dirs(cwd / "logs", "quick")  # one folder for both ranks
     return cwd, run
 
