@@ -12,7 +12,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from fitlab.accumulation import (
+from fitlab.effective_batch import (
     accumulate_grad_batches,
     configure_accumulation,
     planned_world_size,
@@ -65,11 +65,12 @@ def max_difference(a: dict, b: dict) -> float:
 class PerMicroBatchMean(Classifier):
     """Lightning's default: each micro-batch's own weighted mean, averaged over the steps."""
 
-    def _accumulation_share(self, summed, weight, penalty, count, batch_idx):
-        return summed / weight + penalty
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        pass
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.accumulation.share = lambda summed, weight, penalty, count, first: (
+            summed / weight + penalty
+        )
+        self.accumulation.finish_step = lambda *args: None
 
 
 def test_accumulation_equals_the_large_batch(compose_cfg) -> None:

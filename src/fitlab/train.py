@@ -11,7 +11,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from fitlab.accumulation import check_effective_batch_size, configure_accumulation
+from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
 from fitlab.hparams import log_hparams_session, run_hparams
 from fitlab.pipeline import (
     build_parts,

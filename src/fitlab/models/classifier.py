@@ -22,6 +22,7 @@ from torchmetrics.classification import (
 
 from fitlab.config import metric_mode
 from fitlab.errors import FitlabError
+from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -107,8 +108,8 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_loss", MeanMetric())
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
-        self._step_weight: torch.Tensor | None = None  # weight seen since the last optimizer step
-        self._step_scale = 1
+        # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
+        self.accumulation = ExactAccumulation()
 
     def setup(self, stage: str) -> None:
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
@@ -168,48 +169,17 @@ class Classifier(L.LightningModule):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        return self._accumulation_share(losses.sum(), weight, penalty, len(y), batch_idx)
-
-    # ----------------------------------------------------------- exact gradient accumulation
-    def _accumulation_share(
-        self,
-        summed: torch.Tensor,
-        weight: torch.Tensor,
-        penalty: torch.Tensor,
-        count: int,
-        batch_idx: int,
-    ) -> torch.Tensor:
-        """This micro-batch's part of the loss of the whole accumulated, distributed batch.
-
-        That loss is ``sum_i w_i l_i / sum_i w_i + penalty`` over every image of the optimizer
-        step, on every rank; its denominator is known only after the last micro-batch. So each
-        micro-batch returns ``(sum w_i l_i + penalty * its weight) / scale``, with one ``scale``
-        for the whole step, and ``on_before_optimizer_step`` divides the summed gradients by
-        the total weight. Lightning's default, the mean of each micro-batch's mean, weighs a
-        small micro-batch (an epoch's last) as much as a full one, and with class weights a
-        micro-batch of rare classes as much as one of common classes.
-        """
-        if batch_idx % self.trainer.accumulate_grad_batches == 0 or self._step_weight is None:
-            self._step_weight = weight.new_zeros(())
-            # The first micro-batch's size: the same on every rank (the distributed sampler
-            # gives each rank as many images) and it keeps the loss at its usual magnitude.
-            self._step_scale = count
-        self._step_weight = self._step_weight + weight.detach()
-        return (summed + penalty * weight.detach()) / self._step_scale
+        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        first = batch_idx % steps == 0
+        return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Turn the summed micro-batch gradients into the gradient of the whole batch's loss."""
-        if self._step_weight is None:
-            return
-        # Lightning divided each micro-batch's loss by the accumulation steps and DDP averaged
-        # the gradients over the ranks: undo both, then divide by the total weight of the step.
-        total = self.trainer.strategy.reduce(self._step_weight, reduce_op="sum")
-        steps = self.trainer.world_size * self.trainer.accumulate_grad_batches
-        factor = steps * self._step_scale / total
-        for parameter in self.parameters():
-            if parameter.grad is not None:
-                parameter.grad.mul_(factor)
-        self._step_weight = None
+        self.accumulation.finish_step(
+            self.parameters(),
+            self.trainer.accumulate_grad_batches,
+            self.trainer.world_size,
+            lambda weight: self.trainer.strategy.reduce(weight, reduce_op="sum"),
+        )
 
     def _eval_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
         x, y = batch

@@ -5,7 +5,7 @@
 a learning rate is tuned for. ``effective_batch_size=B`` fixes that number and lets the
 accumulation steps follow, so the same experiment keeps its optimisation on 1 device or 8, and
 a batch that does not fit in memory is reached with smaller ones. The loss is normalised so the
-accumulated gradient equals the large batch's (``Classifier.on_before_optimizer_step``).
+accumulated gradient equals the large batch's (``fitlab.models.accumulation``).
 """
 
 from __future__ import annotations
