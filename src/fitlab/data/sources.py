@@ -32,3 +32,6 @@ def load_digits() -> SourceData:
 
 
 SOURCES = {"digits": load_digits}
+# (H, W) of sources whose size is known before loading: a model that does not fit is refused
+# before any data is read. Sources whose size comes from their files are checked at build time.
+IMAGE_SIZES = {"digits": (8, 8)}

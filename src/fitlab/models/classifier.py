@@ -107,6 +107,7 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
+        self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
         # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
         self.accumulation = ExactAccumulation()
@@ -204,7 +205,8 @@ class Classifier(L.LightningModule):
         return values
 
     def on_train_start(self) -> None:
-        self.best.reset()  # forget what the sanity check saw
+        if self.trainer.ckpt_path is None:  # a fresh fit; a resumed one keeps the restored best
+            self.best.reset()
 
     def on_train_epoch_end(self) -> None:
         values = self._epoch_values("train")
