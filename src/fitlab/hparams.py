@@ -31,10 +31,9 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def run_hparams(config: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's hyperparameters: the config without its output groups, plus ``extra``."""
-    kept = {k: v for k, v in config.items() if k not in _NOT_HYPERPARAMETERS}
-    return flatten({**kept, **extra})
+def run_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's hyperparameters, flat: the config without the groups that say where things go."""
+    return flatten({k: v for k, v in config.items() if k not in _NOT_HYPERPARAMETERS})
 
 
 def log_hparams_session(

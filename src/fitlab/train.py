@@ -59,8 +59,9 @@ def train(cfg: DictConfig) -> float | None:
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
     batches = configure_accumulation(trainer, cfg.get("effective_batch_size"), cfg.data.batch_size)
+    hparams = {**config_as_dict(cfg), **batches} if trainer.loggers else {}
     for logger in trainer.loggers:
-        logger.log_hyperparams({**config_as_dict(cfg), **batches})
+        logger.log_hyperparams(hparams)
 
     metrics: dict = {}
     diverged = False
@@ -98,7 +99,7 @@ def train(cfg: DictConfig) -> float | None:
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
     scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
-    log_hparams_session(trainer, run_hparams(config_as_dict(cfg), batches), scalars)
+    log_hparams_session(trainer, run_hparams(hparams), scalars)
     rank_zero_info(f"fitlab: metrics written to {path}")
     value = metrics.get(cfg.optimized_metric)
     return rankable(value, cfg.optimized_metric) if cfg.train else value
