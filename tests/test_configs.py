@@ -11,8 +11,10 @@ from fitlab.config import config_dir
 from fitlab.pipeline import build_parts, build_trainer
 
 GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment"]
+GROUPS += ["hparams_search", "hydra/launcher"]
 # Options that need hardware or processes this machine lacks are composed, not built.
-NEEDS_GPU = {("trainer", "gpu")}
+NEEDS_GPU = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn")}
+NEEDS_GPU |= {("trainer", "multi_node")}
 
 
 def options(group: str) -> list[str]:

@@ -90,7 +90,8 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
         result.resumed_run = run
         result.overrides += [
             f"hydra.run.dir={quoted(run)}",
-            "hydra.output_subdir='.hydra/resume_${fitlab.run_stamp:}'",
+            # rank zero only, as configs/hydra/default.yaml has it
+            "hydra.output_subdir='${fitlab.rank_zero:.hydra/resume_${fitlab.run_stamp:}}'",
         ]
         note_changed_overrides(run, [o for o in args.overrides if not o.startswith("ckpt_path=")])
     checked = True

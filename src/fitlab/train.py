@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 
 from fitlab.callbacks import NonFiniteLoss
 from fitlab.config import metric_mode
+from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
+from fitlab.hparams import log_hparams_session, run_hparams
 from fitlab.pipeline import (
     build_parts,
     build_trainer,
@@ -52,11 +54,14 @@ def rankable(value: float | None, metric: str) -> float:
 
 def train(cfg: DictConfig) -> float | None:
     start = time.perf_counter()
+    check_effective_batch_size(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
+    batches = configure_accumulation(trainer, cfg.get("effective_batch_size"), cfg.data.batch_size)
+    hparams = {**config_as_dict(cfg), **batches} if trainer.loggers else {}
     for logger in trainer.loggers:
-        logger.log_hyperparams(config_as_dict(cfg))
+        logger.log_hyperparams(hparams)
 
     metrics: dict = {}
     diverged = False
@@ -86,16 +91,15 @@ def train(cfg: DictConfig) -> float | None:
 
     for callback in trainer.callbacks:
         metrics.update(getattr(callback, "results", {}))  # e.g. the fit diagnosis
-    batch_size = datamodule.batch_size
     metrics.update(
         status=COMPLETED,
         best_ckpt_path=best or None,
-        world_size=trainer.world_size,
-        accumulate_grad_batches=trainer.accumulate_grad_batches,
-        effective_batch_size=batch_size * trainer.world_size * trainer.accumulate_grad_batches,
+        **batches,
         wall_time_s=round(time.perf_counter() - start, 2),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
+    scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
+    log_hparams_session(trainer, run_hparams(hparams), scalars)
     rank_zero_info(f"fitlab: metrics written to {path}")
     value = metrics.get(cfg.optimized_metric)
     return rankable(value, cfg.optimized_metric) if cfg.train else value

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from fitlab.data.distributed import exactly_once_sampler
 from fitlab.data.sources import SOURCES, SourceData
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
@@ -130,7 +131,7 @@ class ImageDataModule(L.LightningDataModule):
             dataset = self.splits[split] = dataset.to(device)
         return dataset
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
         dataset = self._dataset(split)
         on_host = dataset.labels.device.type == "cpu"
         workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
@@ -138,6 +139,7 @@ class ImageDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_batch,
             pin_memory=self.pin_memory and on_host,
@@ -165,4 +167,6 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        # Under DDP every test image exactly once, no padding (data/distributed.py).
+        sampler = exactly_once_sampler(self.splits["test"], self.trainer)
+        return self._loader("test", shuffle=False, sampler=sampler)

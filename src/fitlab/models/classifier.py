@@ -22,6 +22,7 @@ from torchmetrics.classification import (
 
 from fitlab.config import metric_mode
 from fitlab.errors import FitlabError
+from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -108,6 +109,8 @@ class Classifier(L.LightningModule):
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
         self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
+        # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
+        self.accumulation = ExactAccumulation()
 
     def setup(self, stage: str) -> None:
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
@@ -142,18 +145,42 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.data_loss(logits, y)
-        total = loss
+        losses = F.cross_entropy(
+            logits,
+            y,
+            weight=self.class_weight,
+            label_smoothing=self.hparams.label_smoothing,
+            reduction="none",
+        )
+        # Each image counts with its class weight (1 without class weights); the loss is the
+        # weighted mean, what cross_entropy's default reduction gives.
+        weight = (
+            self.class_weight[y].sum()
+            if self.class_weight is not None
+            else losses.new_tensor(len(y))
+        )
+        loss = losses.sum() / weight
+        penalty = losses.new_zeros(())
         for name, term in self.penalties().items():
             self.penalty_means[name].update(term.detach())
-            total = total + term
+            penalty = penalty + term
         # Lightning writes step values only every log_every_n_steps; calling self.log on the
         # other steps costs ~0.1 ms each for nothing.
         if self._trainer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        return total
+        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        first = batch_idx % steps == 0
+        return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.accumulation.finish_step(
+            self.parameters(),
+            self.trainer.accumulate_grad_batches,
+            self.trainer.world_size,
+            lambda weight: self.trainer.strategy.reduce(weight, reduce_op="sum"),
+        )
 
     def _eval_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
         x, y = batch
