@@ -46,6 +46,11 @@ def optuna_direction(metric: str) -> str:
     return f"{metric_mode(metric)}imize"
 
 
+def linear_lr(base_lr: float, batch_size: int, base_batch_size: int, scale: bool) -> float:
+    """The linear scaling rule: the learning rate grows with the batch (Goyal et al., 2017)."""
+    return base_lr * batch_size / base_batch_size if scale else base_lr
+
+
 def register_resolvers() -> None:
     """Register the ``${fitlab.*:}`` resolvers the configs use; safe to call twice."""
     # Cached: launchers that run jobs in other processes (joblib, submitit) copy the resolver
@@ -54,6 +59,7 @@ def register_resolvers() -> None:
         "fitlab.run_stamp", lambda: _RUN_STAMP, replace=True, use_cache=True
     )
     OmegaConf.register_new_resolver("fitlab.mode", metric_mode, replace=True)
+    OmegaConf.register_new_resolver("fitlab.linear_lr", linear_lr, replace=True)
     OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero", on_rank_zero, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero_file", rank_zero_file, replace=True)

@@ -214,7 +214,18 @@ class Classifier(L.LightningModule):
             if self.hparams[name] > 0:
                 values[f"train/loss_{name}"] = self.penalty_means[name].compute()
                 self.penalty_means[name].reset()
+        values.update(self.weight_statistics())
         self.log_dict(values)
+
+    @torch.no_grad()
+    def weight_statistics(self) -> dict[str, torch.Tensor]:
+        """What L1 and L2 do to the penalised weights: sparsity (share of |w| < 1e-3) and norms."""
+        flat = torch.cat([p.detach().flatten() for p in self.penalised])
+        return {
+            "weights/sparsity": (flat.abs() < 1e-3).float().mean(),
+            "weights/l1_norm": flat.abs().sum(),
+            "weights/l2_norm": flat.norm(),
+        }
 
     def on_validation_epoch_end(self) -> None:
         values = self._epoch_values("val")
