@@ -171,6 +171,10 @@ class Classifier(L.LightningModule):
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
         steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        if steps == 1 and self.class_weight is None:
+            # One unweighted micro-batch per step: the plain mean is already exact, and the
+            # hot path skips the bookkeeping (and, under DDP, a collective per step).
+            return loss + penalty
         first = batch_idx % steps == 0
         return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
 
