@@ -2,27 +2,38 @@
 
 The DataModule is where the model learns what it is given: input channels, image size, number
 of classes, class names and training counts (``model_kwargs``). Nothing of that is typed twice.
+The order is fixed: load the source, split, make the training split long-tailed
+(``imbalance_ratio``), shape and normalise, then resample the training split only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from fitlab.data.sources import SOURCES, SourceData
+from fitlab.data.image_folder import FolderImages, StreamedImageDataset
+from fitlab.data.imbalance import long_tail
+from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
+from fitlab.data.sources import SOURCES, SourceData, SourceOptions
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
+from fitlab.data.transforms import Preprocess
 from fitlab.errors import FitlabError
+
+# Images a streamed source decodes to estimate its normalisation statistics.
+STATS_SAMPLE = 2000
 
 
 class ImageDataModule(L.LightningDataModule):
     """Images from ``source``, split into train/val/test with a fixed seed.
 
     Normalisation statistics (per channel mean and std) come from the training split only, so
-    nothing of the validation or test images leaks into training.
+    nothing of the validation or test images leaks into training. ``resampler`` is a
+    ``configs/resampler`` node; it changes the training split only.
     """
 
     def __init__(
@@ -36,6 +47,14 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         seed: int = 42,
         pin_memory: bool = False,
+        root: str | None = None,
+        download: bool = False,
+        grayscale: bool = False,
+        in_memory: bool | str = "auto",
+        imbalance_ratio: float | None = None,
+        imbalance_order: Sequence[str] | None = None,
+        imbalance_eval: bool = False,
+        resampler: Mapping | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -51,10 +70,15 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.seed = seed
         self.pin_memory = pin_memory
+        self.options = SourceOptions(root, download, image_size, in_memory)
+        self.preprocess = Preprocess(grayscale, image_size)
+        self.imbalance = (imbalance_ratio, imbalance_order, imbalance_eval)
+        self.resampler = Resampler(resampler)
         self.class_names: list[str] = []
-        self.splits: dict[str, TensorImageDataset] = {}
-        self.mean: torch.Tensor | None = None
-        self.std: torch.Tensor | None = None
+        self.splits: dict[str, Dataset] = {}
+        self.train_set: Dataset | None = None  # the training split after resampling
+        self.source_counts: list[int] = []  # training images per class before the long tail
+        self._input_shape: tuple[int, int, int] = (0, 0, 0)
 
     # ----------------------------------------------------------------- what the model is told
     @property
@@ -64,13 +88,47 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images the model receives."""
-        return tuple(self.splits["train"].images.shape[1:])  # type: ignore[return-value]
+        return self._input_shape
+
+    @property
+    def mean(self) -> torch.Tensor | None:
+        """Per-channel mean of the training images, (1, C, 1, 1)."""
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> torch.Tensor | None:
+        return self.preprocess.std
+
+    def _counts(self, labels: torch.Tensor) -> list[int]:
+        return [int(c) for c in torch.bincount(labels, minlength=self.num_classes)]
 
     @property
     def class_counts(self) -> list[int]:
-        """Training images per class, in label order."""
-        counts = torch.bincount(self.splits["train"].labels, minlength=self.num_classes)
-        return [int(c) for c in counts]
+        """Training images per class, in label order, as the split holds them (not resampled).
+
+        ``model.class_weights=balanced`` weighs by these, so a resampler and class weights
+        together correct twice: the imbalance experiment measures that instead of hiding it.
+        """
+        return self._counts(self.splits["train"].labels)
+
+    def split_counts(self) -> dict[str, list[float]]:
+        """Images per class in every split; ``per epoch`` is what one training epoch draws.
+
+        Under ``weighted`` that is the expected number of draws per class.
+        """
+        counts = {"train": self.class_counts}
+        if self.imbalance[0] is not None:
+            counts = {"before long tail": self.source_counts, **counts}
+        if self.resampler.weighted:
+            sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
+            present = sum(c > 0 for c in counts["train"])
+            counts["per epoch"] = [
+                sampler.num_samples / present if c else 0 for c in counts["train"]
+            ]
+        elif self.resampler.resamples_data:
+            counts["per epoch"] = self._counts(self.train_set.labels)
+        return {**counts, "val": self._counts(self.splits["val"].labels),
+                "test": self._counts(self.splits["test"].labels)}  # fmt: skip
 
     def model_kwargs(self) -> dict:
         """Everything the model takes from the data, as plain Python values."""
@@ -86,51 +144,82 @@ class ImageDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:  # called by the pipeline before the Trainer, then again by Lightning
-            return
-        data = SOURCES[self.source]()
-        self.class_names = data.class_names
-        arrays = self._split(data)
-        images = {name: self._resize(torch.as_tensor(x).float()) for name, (x, _) in arrays.items()}
-        train = images["train"]
-        self.mean = train.mean(dim=(0, 2, 3), keepdim=True)
-        self.std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-        for name, (_, y) in arrays.items():
-            normalised = ((images[name] - self.mean) / self.std).contiguous()
-            self.splits[name] = TensorImageDataset(normalised, torch.as_tensor(y).long())
+        # Called by the pipeline before the Trainer, then again by Lightning (on every rank).
+        if not self.splits:
+            data = SOURCES[self.source](self.options)
+            self.class_names = [str(c) for c in data.class_names]
+            arrays = self._split(data)
+            self.splits = {name: self._dataset(x, y, name) for name, (x, y) in arrays.items()}
+        if stage in (None, "fit") and self.train_set is None:
+            train = self.splits["train"]
+            # Resample here, before training and on every rank alike (same random_state).
+            self.train_set = (
+                ResampledDataset(train, train.labels, self.resampler)
+                if self.resampler.resamples_data
+                else train
+            )
 
-    def _split(self, data: SourceData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _split(self, data: SourceData) -> dict[str, tuple]:
         test_fraction = 0.0 if data.test is not None else self.test_fraction
         train_idx, val_idx, test_idx = stratified_split(
             data.labels, self.val_fraction, test_fraction, self.seed
         )
         x, y = data.images, data.labels
         test = data.test if data.test is not None else (x[test_idx], y[test_idx])
-        return {
+        splits = {
             "train": (x[train_idx], y[train_idx]),
             "val": (x[val_idx], y[val_idx]),
             "test": test,
         }
+        self.source_counts = [int(c) for c in np.bincount(y[train_idx], minlength=self.num_classes)]
+        ratio, order, on_eval = self.imbalance
+        if ratio is not None:
+            for name in ("train", "val", "test") if on_eval else ("train",):
+                x, y = splits[name]
+                keep = long_tail(y, self.class_names, ratio, order, self.seed)
+                splits[name] = (x[keep], y[keep])
+        return splits
 
-    def _resize(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.image_size or tuple(images.shape[-2:]) == (self.image_size,) * 2:
-            return images
-        size = (self.image_size, self.image_size)
-        return F.interpolate(images, size=size, mode="bilinear", antialias=True)
+    def _dataset(self, x, y: np.ndarray, split: str) -> Dataset:
+        """Training statistics first: ``_split`` lists train before val and test."""
+        labels = torch.as_tensor(y).long()
+        if isinstance(x, FolderImages):  # streams from disk: statistics from a sample
+            if split == "train":
+                rng = np.random.default_rng(self.seed)
+                sample = rng.permutation(len(x))[:STATS_SAMPLE]
+                pixels = np.stack([x.read(i) for i in sample])
+                self.preprocess.fit(self.preprocess.shape(torch.as_tensor(pixels).float()))
+                self._input_shape = (int(self.preprocess.mean.shape[1]), *x.size)
+            return StreamedImageDataset(x, labels, self.preprocess)
+        images = self.preprocess.shape(torch.as_tensor(x).float())
+        if split == "train":
+            self.preprocess.fit(images)
+            self._input_shape = tuple(images.shape[1:])
+        return TensorImageDataset(self.preprocess.normalise_(images).contiguous(), labels)
 
     # ------------------------------------------------------------------------ dataloaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+        dataset = self.train_set if split == "train" else self.splits[split]
+        in_memory = isinstance(self.splits[split], TensorImageDataset)
         return DataLoader(
-            self.splits[split],
+            dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_batch,
+            collate_fn=collate_batch if in_memory else None,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            # Workers must be forked again after a redraw to see the new sample.
+            persistent_workers=self.num_workers > 0 and not isinstance(sampler, RedrawSampler),
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.resampler.weighted:
+            sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
+            return self._loader("train", shuffle=False, sampler=sampler)
+        if self.resampler.redraw:
+            sampler = RedrawSampler(self.train_set, int(self.resampler.random_state))
+            return self._loader("train", shuffle=False, sampler=sampler)
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

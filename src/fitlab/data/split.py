@@ -24,14 +24,21 @@ def stratified_split(
         )
     index = np.arange(len(labels))
     test_idx = np.array([], dtype=np.int64)
-    if test_fraction > 0:
-        index, test_idx = train_test_split(
-            index, test_size=test_fraction, stratify=labels, random_state=seed
-        )
     val_idx = np.array([], dtype=np.int64)
-    if val_fraction > 0:
-        share = val_fraction / (1 - test_fraction)
-        index, val_idx = train_test_split(
-            index, test_size=share, stratify=labels[index], random_state=seed
-        )
+    try:
+        if test_fraction > 0:
+            index, test_idx = train_test_split(
+                index, test_size=test_fraction, stratify=labels, random_state=seed
+            )
+        if val_fraction > 0:
+            share = val_fraction / (1 - test_fraction)
+            index, val_idx = train_test_split(
+                index, test_size=share, stratify=labels[index], random_state=seed
+            )
+    except ValueError as exc:  # scikit-learn: a class too small to appear in every part
+        raise FitlabError(
+            f"too few images for a stratified split ({exc})",
+            "add images, or change data.val_fraction and data.test_fraction so that every "
+            "part gets at least one image per class",
+        ) from exc
     return np.sort(index), np.sort(val_idx), np.sort(test_idx)
