@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import run_cli
 from fitlab.data import ImageDataModule
 from fitlab.errors import FitlabError
 
@@ -210,3 +211,16 @@ def test_a_tree_too_small_for_the_split_is_a_user_error(tmp_path) -> None:
     with pytest.raises(FitlabError, match="too few images") as err:
         ImageDataModule("image_folder", root=str(tmp_path), val_fraction=0.1).setup("fit")
     assert "data.val_fraction" in err.value.fix
+
+
+@pytest.mark.slow
+def test_cli_missing_data_is_one_line_and_exit_2(tmp_path) -> None:
+    result = run_cli("fitlab.train", "data=mnist", f"data.root={tmp_path / 'none'}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("fitlab: error: no mnist files in ")
+    assert (
+        str(tmp_path / "none" / "MNIST" / "raw") in lines[-1] and "data.download=true" in lines[-1]
+    )
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "logs").rglob("*.ckpt"))  # failed before any training

@@ -48,7 +48,8 @@ def jobs(cwd: Path, task: str) -> dict[str, Path]:
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
     cwd = tmp_path_factory.mktemp("imbalance_sweep")
     result = run_cli(
-        "fitlab.train", "-m", *FAST, "trainer.max_epochs=1", "task_name=lt", f"resampler={','.join(RESAMPLERS)}",
+        "fitlab.train", "-m", *FAST, "trainer.max_epochs=1", "task_name=lt",
+        f"resampler={','.join(RESAMPLERS)}",
         cwd=cwd, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -48,7 +48,7 @@ class Resampler:
             spec.pop("random_state", None)  # seeds the generator below; torch has no such key
             spec.setdefault("_partial_", True)
         try:
-            self.sampler = instantiate(spec) if self.target else None
+            self.sampler = instantiate(spec, _convert_="all") if self.target else None
         except Exception as exc:
             raise FitlabError(
                 f"resampler {self.target} could not be built ({exc.__cause__ or exc})",
@@ -81,8 +81,7 @@ class Resampler:
         if draw and self.random_state is not None:
             seed = np.random.SeedSequence([int(self.random_state), draw]).generate_state(1)[0]
             sampler = clone(sampler).set_params(random_state=int(seed))
-        selects = _selects(sampler)
-        if selects and _ignores_pixels(sampler):
+        if _ignores_pixels(sampler):
             features = np.arange(len(labels))[:, None]  # the rows' identity is all it needs
         elif pixels is None:
             raise FitlabError(
@@ -101,10 +100,16 @@ class Resampler:
                     "change its keys (resampler.sampling_strategy, neighbours) or "
                     "data.imbalance_ratio so that every class has enough images",
                 ) from exc
-        if selects:
+        if hasattr(sampler, "sample_indices_") and getattr(sampler, "shrinkage", None) is None:
             return np.asarray(sampler.sample_indices_), None, None
         # Over-samplers return the originals first, in order, then the new rows.
         n = len(labels)
+        if len(rows) < n or not np.array_equal(rows[:n], features):
+            raise FitlabError(
+                f"resampler {type(sampler).__name__} neither selects images nor keeps them all",
+                "use a sampler that selects (under/over-sampling) or one that only adds images "
+                "(SMOTE and its variants, ADASYN)",
+            )
         return np.arange(n), rows[n:], np.asarray(new_labels[n:])
 
     def weighted_sampler(self, labels: torch.Tensor) -> WeightedRandomSampler:
@@ -122,19 +127,13 @@ class Resampler:
         return factory.func(*factory.args, weights=weights, **kwargs)
 
 
-def _selects(sampler: Any) -> bool:
-    """Selecting samplers expose ``sample_indices_``; a shrinkage bootstrap synthesises."""
-    from imblearn.over_sampling import SMOTE, ADASYN  # noqa: I001
-
-    synthesises = isinstance(sampler, (SMOTE, ADASYN)) or getattr(sampler, "shrinkage", None)
-    return not synthesises
-
-
 def _ignores_pixels(sampler: Any) -> bool:
+    """Random over/under-sampling looks at labels only (unless a shrinkage bootstrap jitters)."""
     from imblearn.over_sampling import RandomOverSampler
     from imblearn.under_sampling import RandomUnderSampler
 
-    return isinstance(sampler, (RandomOverSampler, RandomUnderSampler))
+    random = isinstance(sampler, (RandomOverSampler, RandomUnderSampler))
+    return random and getattr(sampler, "shrinkage", None) is None
 
 
 def _progress(description: str) -> Progress:
@@ -173,7 +172,8 @@ class ResampledDataset(Dataset):
         if rows is not None and len(rows):
             shape = (len(rows), *self.base.images.shape[1:])
             self.synthetic = TensorImageDataset(
-                torch.as_tensor(rows).reshape(shape), torch.as_tensor(labels).long()
+                torch.as_tensor(rows).reshape(shape).to(self.base.images.dtype),
+                torch.as_tensor(labels).long(),
             )
         self.draw_number = number
 
