@@ -176,7 +176,7 @@ def test_a_mixed_tree_becomes_rgb_and_a_streamed_tree_gives_the_same_tensors(tmp
     write_tree(tmp_path / "a", "L", "jpg", per_class=4)  # same folders: a mixed tree
     kwargs = {"root": str(tmp_path / "a"), "val_fraction": 0.2, "test_fraction": 0.2}
     held = ImageDataModule("image_folder", in_memory=True, **kwargs)
-    streamed = ImageDataModule("image_folder", in_memory=False, num_workers=0, **kwargs)
+    streamed = ImageDataModule("image_folder", in_memory=False, num_workers=2, **kwargs)
     held.setup("fit")
     streamed.setup("fit")
     assert held.input_shape == streamed.input_shape == (3, 12, 10)

@@ -149,7 +149,7 @@ class ImageDataModule(L.LightningDataModule):
             data = SOURCES[self.source](self.options)
             self.class_names = [str(c) for c in data.class_names]
             arrays = self._split(data)
-            self.splits = {name: self._dataset(x, y, name) for name, (x, y) in arrays.items()}
+            self.splits = {name: self._build(x, y, name) for name, (x, y) in arrays.items()}
         if stage in (None, "fit") and self.train_set is None:
             train = self.splits["train"]
             # Resample here, before training and on every rank alike (same random_state).
@@ -180,7 +180,7 @@ class ImageDataModule(L.LightningDataModule):
                 splits[name] = (x[keep], y[keep])
         return splits
 
-    def _dataset(self, x, y: np.ndarray, split: str) -> Dataset:
+    def _build(self, x, y: np.ndarray, split: str) -> Dataset:
         """Training statistics first: ``_split`` lists train before val and test."""
         labels = torch.as_tensor(y).long()
         if isinstance(x, FolderImages):  # streams from disk: statistics from a sample
@@ -200,14 +200,13 @@ class ImageDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------ dataloaders
     def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
         dataset = self.train_set if split == "train" else self.splits[split]
-        in_memory = isinstance(self.splits[split], TensorImageDataset)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_batch if in_memory else None,
+            collate_fn=collate_batch,  # every data set here hands out whole batches
             pin_memory=self.pin_memory,
             # Workers must be forked again after a redraw to see the new sample.
             persistent_workers=self.num_workers > 0 and not isinstance(sampler, RedrawSampler),

@@ -148,5 +148,10 @@ class StreamedImageDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels = torch.from_numpy(self.images.read(index)).float()
-        return self.transform(pixels[None])[0], self.labels[index]
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch per call, like the in-memory set: a worker decodes it and collates."""
+        pixels = torch.from_numpy(np.stack([self.images.read(i) for i in indices])).float()
+        return self.transform(pixels), self.labels[torch.as_tensor(indices, dtype=torch.long)]

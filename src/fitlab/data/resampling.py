@@ -195,10 +195,7 @@ class ResampledDataset(Dataset):
         pos = torch.as_tensor(positions, dtype=torch.long)
         n = len(self.indices)
         if self.synthetic is None or bool((pos < n).all()):
-            rows = self.indices[pos].tolist()
-            if hasattr(self.base, "__getitems__"):
-                return self.base.__getitems__(rows)
-            return [self.base[i] for i in rows]
+            return self.base.__getitems__(self.indices[pos].tolist())
         from_base = pos < n
         images = torch.empty((len(pos), *self.base.images.shape[1:]), dtype=torch.float32)
         labels = torch.empty(len(pos), dtype=torch.long)
