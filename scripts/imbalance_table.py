@@ -33,7 +33,8 @@ def rarest_class(job: Path) -> tuple[str, int]:
 
 
 def main(sweep: Path) -> None:
-    jobs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    # Job folders are numbered in sweep order: rows come out in the order the sweep lists them.
+    jobs = sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda p: int(p.name))
     name, count = rarest_class(jobs[0])
     cells: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for job in jobs:
