@@ -9,11 +9,12 @@ install:
 	@$(PYTHON) -c "import fitlab, pytest, hydra_plugins.hydra_optuna_sweeper" 2>/dev/null \
 		|| $(PYTHON) -m pip install -e ".[dev]"
 
+# PYTHONPATH=src: always this checkout's code, even where another copy of fitlab is installed.
 train: install
-	$(PYTHON) -m fitlab.train $(ARGS)
+	PYTHONPATH=src $(PYTHON) -m fitlab.train $(ARGS)
 
 test: install
-	$(PYTHON) -m pytest $(ARGS)
+	PYTHONPATH=src $(PYTHON) -m pytest $(ARGS)
 
 lint:
 	$(PYTHON) -m ruff check src tests scripts

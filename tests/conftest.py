@@ -6,35 +6,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from fitlab.config import config_dir
+from fitlab.config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 # Small and fast, for end-to-end runs of the real entry points.
 QUICK = ("experiment=quick", "trainer.accelerator=cpu")
-
-
-def compose_config(
-    overrides: Sequence[str] = (), output_dir: Path | None = None, config_name: str = "train"
-) -> DictConfig:
-    """The config ``fitlab-train`` would see for these overrides, its run folder at output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    if output_dir is not None:
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(output_dir)
-    return cfg
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""One real ``fitlab-train`` run and one ``fitlab-eval`` of its checkpoint, checked like a user would."""
+"""A real `fitlab-train` run and a `fitlab-eval` of its checkpoint, checked as a user would."""
 
 from __future__ import annotations
 
@@ -41,7 +41,14 @@ def test_run_folder_holds_what_spec_lists(trained: Path) -> None:
     assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
     ckpts = {p.name for p in (trained / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in ckpts and len(ckpts) >= 2
-    for name in ("confusion_matrix_val", "confusion_matrix_test", "roc_val", "roc_test"):
+    plots = (
+        "confusion_matrix_val",
+        "confusion_matrix_test",
+        "roc_val",
+        "roc_test",
+        "learning_curves",
+    )
+    for name in plots:
         png = trained / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
@@ -57,6 +64,10 @@ def test_metrics_json_is_flat_and_complete(trained: Path) -> None:
     assert metrics["effective_batch_size"] == 64
     assert metrics["stopped_reason"] == "max_epochs"
     assert metrics["wall_time_s"] > 0
+    assert metrics["fit/verdict"] in ("underfit", "overfit", "good")
+    assert metrics["fit/test_error"] == pytest.approx(1 - metrics["test/acc"])
+    for key in ("fit/train_error", "fit/val_error"):
+        assert 0 <= metrics[key] <= 1
     assert all(not isinstance(v, (dict, list)) for v in metrics.values())
 
 
@@ -79,10 +90,19 @@ def test_event_files_hold_scalars_and_images(trained: Path) -> None:
     tags = events.Tags()
     for key in SCALARS:
         assert key in tags["scalars"], key
-    for image in ("confusion_matrix/val", "confusion_matrix/test", "roc/val", "roc/test"):
+    images = (
+        "confusion_matrix/val",
+        "confusion_matrix/test",
+        "roc/val",
+        "roc/test",
+        "learning_curves",
+    )
+    for image in images:
         assert image in tags["images"], image
     val_acc = [e.value for e in events.Scalars("val/acc")]
     assert len(val_acc) == 3  # one per epoch
+    # 20 training batches per epoch, logged every 10 steps
+    assert [e.step for e in events.Scalars("train/loss_step")] == [9, 19, 29, 39, 49, 59]
     assert any(t.startswith("pr_curve/test/") for t in tags["tensors"])
 
 

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DistributedSampler
 
-from conftest import REPO, SRC, compose_config, read_metrics, run_cli
+from conftest import REPO, SRC, read_metrics, run_cli
+from fitlab.config import compose_config
 
 pytestmark = pytest.mark.slow
 

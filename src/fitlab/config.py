@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -40,3 +41,25 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def compose_config(
+    overrides: Sequence[str] = (), output_dir: str | Path | None = None, config_name: str = "train"
+) -> DictConfig:
+    """The config an entry point would see for ``overrides``, outside ``hydra.main``.
+
+    Used by ``fitlab-bench`` and the tests. ``${hydra:...}`` interpolations resolve against the
+    composed Hydra config; ``output_dir`` stands in for the run folder Hydra would have made.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg

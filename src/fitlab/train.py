@@ -54,6 +54,8 @@ def train(cfg: DictConfig) -> float | None:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update(scalar_metrics(trainer))
 
+    for callback in trainer.callbacks:
+        metrics.update(getattr(callback, "results", {}))  # e.g. the fit diagnosis
     batch_size = datamodule.batch_size
     metrics.update(
         best_ckpt_path=best or None,

@@ -7,13 +7,17 @@ per-class PR curves. Collection only runs on epochs that are plotted, off the ho
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import lightning as L
 import matplotlib
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from PIL import Image
 from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassROC
 
@@ -49,6 +53,22 @@ def roc_figure(probs: torch.Tensor, target: torch.Tensor, names: list[str], stag
     return fig
 
 
+def render_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render once; the same PNG goes to the file and, decoded, to TensorBoard."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def add_png_to_tensorboard(trainer: L.Trainer, tag: str, png: bytes) -> None:
+    """Log a rendered PNG as an image in every TensorBoard logger of the trainer."""
+    boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    if boards:
+        image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        for board in boards:
+            board.add_image(tag, image, trainer.global_step, dataformats="HWC")
+
+
 class ClassificationPlots(L.Callback):
     """Plots validation results every ``every_n_epochs`` epochs and test results always."""
 
@@ -57,6 +77,7 @@ class ClassificationPlots(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.pr_curves = pr_curves
         self.collected: tuple[CatMetric, CatMetric] | None = None
+        self.seconds_drawing = 0.0  # what plotting costs, for fitlab-bench
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -84,23 +105,26 @@ class ClassificationPlots(L.Callback):
             )
 
     def draw(self, trainer: L.Trainer, names: list[str], stage: str, probs, target) -> None:
+        start = time.perf_counter()
         self.plot_dir.mkdir(parents=True, exist_ok=True)
         figures = {
             "confusion_matrix": confusion_matrix_figure(probs, target, names, stage),
             "roc": roc_figure(probs, target, names, stage),
         }
-        boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        step = trainer.global_step
         for name, fig in figures.items():
-            fig.savefig(self.plot_dir / f"{name}_{stage}.png", dpi=110, bbox_inches="tight")
-            for board in boards:
-                board.add_figure(f"{name}/{stage}", fig, global_step=step, close=False)
+            png = render_png(fig)
+            (self.plot_dir / f"{name}_{stage}.png").write_bytes(png)
+            add_png_to_tensorboard(trainer, f"{name}/{stage}", png)
         if self.pr_curves:
-            for board in boards:
+            step = trainer.global_step
+            for board in [
+                lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)
+            ]:
                 for c, class_name in enumerate(names):
                     board.add_pr_curve(
                         f"pr_curve/{stage}/{class_name}", target == c, probs[:, c], step
                     )
+        self.seconds_drawing += time.perf_counter() - start
 
     # --------------------------------------------------------------------- Lightning hooks
     def on_validation_epoch_start(self, trainer, pl_module) -> None:

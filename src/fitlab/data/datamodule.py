@@ -55,6 +55,7 @@ class ImageDataModule(L.LightningDataModule):
         imbalance_order: Sequence[str] | None = None,
         imbalance_eval: bool = False,
         resampler: Mapping | None = None,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -74,9 +75,10 @@ class ImageDataModule(L.LightningDataModule):
         self.preprocess = Preprocess(grayscale, image_size)
         self.imbalance = (imbalance_ratio, imbalance_order, imbalance_eval)
         self.resampler = Resampler(resampler)
+        self.on_device = on_device
         self.class_names: list[str] = []
         self.splits: dict[str, Dataset] = {}
-        self.train_set: Dataset | None = None  # the training split after resampling
+        self.resampled: ResampledDataset | None = None  # the training split as a sampler left it
         self.source_counts: list[int] = []  # training images per class before the long tail
         self._input_shape: tuple[int, int, int] = (0, 0, 0)
 
@@ -150,14 +152,15 @@ class ImageDataModule(L.LightningDataModule):
             self.class_names = [str(c) for c in data.class_names]
             arrays = self._split(data)
             self.splits = {name: self._build(x, y, name) for name, (x, y) in arrays.items()}
-        if stage in (None, "fit") and self.train_set is None:
-            train = self.splits["train"]
+        if stage in (None, "fit") and self.resampler.resamples_data and self.resampled is None:
             # Resample here, before training and on every rank alike (same random_state).
-            self.train_set = (
-                ResampledDataset(train, train.labels, self.resampler)
-                if self.resampler.resamples_data
-                else train
-            )
+            train = self.splits["train"]
+            self.resampled = ResampledDataset(train, train.labels, self.resampler)
+
+    @property
+    def train_set(self) -> Dataset:
+        """What training epochs draw from: the resampled split, or the split as it is."""
+        return self.resampled if self.resampled is not None else self.splits["train"]
 
     def _split(self, data: SourceData) -> dict[str, tuple]:
         test_fraction = 0.0 if data.test is not None else self.test_fraction
@@ -198,19 +201,48 @@ class ImageDataModule(L.LightningDataModule):
         return TensorImageDataset(self.preprocess.normalise_(images).contiguous(), labels)
 
     # ------------------------------------------------------------------------ dataloaders
-    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+    def _dataset(self, split: str) -> Dataset:
+        """The split (training: as resampled), moved once to the training GPU when ``on_device``.
+
+        Only in-memory tensors move; a resampled training set stays on the host, where its
+        draws index the split's pixels with numpy, and so does a tree streamed from disk.
+        """
         dataset = self.train_set if split == "train" else self.splits[split]
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        on_gpu = self.on_device and device is not None and device.type == "cuda"
+        if on_gpu and isinstance(dataset, TensorImageDataset) and dataset.labels.device != device:
+            dataset = self.splits[split] = dataset.to(device)
+        return dataset
+
+    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+        dataset = self._dataset(split)
+        on_host = not isinstance(dataset, TensorImageDataset) or dataset.labels.device.type == "cpu"
+        workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
             shuffle=shuffle,
             sampler=sampler,
-            num_workers=self.num_workers,
+            num_workers=workers,
             collate_fn=collate_batch,  # every data set here hands out whole batches
-            pin_memory=self.pin_memory,
+            pin_memory=self.pin_memory and on_host,
             # Workers must be forked again after a redraw to see the new sample.
-            persistent_workers=self.num_workers > 0 and not isinstance(sampler, RedrawSampler),
+            persistent_workers=workers > 0 and not isinstance(sampler, RedrawSampler),
         )
+
+    def evaluation_batches(self, split: str, max_samples: int | None = None):
+        """Yield (x, y) batches of a split as it is, never resampled, in a fixed order.
+
+        At most ``max_samples`` images (a fixed random subset): for measuring, e.g., the
+        training error in eval mode without a full extra pass over a large training set.
+        """
+        dataset = self.splits[split]
+        index = torch.arange(len(dataset))
+        if max_samples is not None and max_samples < len(dataset):
+            index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+            index = index[:max_samples]
+        for chunk in index.split(self.eval_batch_size):
+            yield dataset.__getitems__(chunk.tolist())
 
     def train_dataloader(self) -> DataLoader:
         if self.resampler.weighted:

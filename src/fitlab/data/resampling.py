@@ -118,6 +118,7 @@ class Resampler:
         The generator is seeded from ``resampler.random_state``, so every DDP rank draws the same
         sequence of indices and Lightning's wrapper hands each rank its own positions of it.
         """
+        labels = labels.cpu()  # the split may live on the GPU; the sampler runs on the host
         counts = torch.bincount(labels).double()
         weights = (1.0 / counts.clamp_min(1))[labels]
         factory: partial = self.sampler

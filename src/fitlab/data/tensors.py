@@ -24,8 +24,11 @@ class TensorImageDataset(Dataset):
         return self.images[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long)
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
         return self.images[index], self.labels[index]
+
+    def to(self, device: torch.device) -> TensorImageDataset:
+        return TensorImageDataset(self.images.to(device), self.labels.to(device))
 
 
 def collate_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,42 @@
+"""fitlab-bench at a tiny size: both paths train on the same data and the JSON has its keys."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+KEYS = {
+    "fitlab_samples_per_s", "plain_samples_per_s", "train_throughput_ratio", "startup_s",
+    "fitlab_val_s_per_epoch", "plain_val_s_per_epoch", "val_time_ratio", "default_run_wall_s",
+    "fitlab_peak_memory_mb", "plain_peak_memory_mb", "device",
+}  # fmt: skip
+
+
+def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    result = run_cli(
+        "fitlab.bench", "--epochs", "3", "--warmup-epochs", "1", "--channels", "8", "16",
+        "--out", str(out), "--run-overrides", "experiment=quick", "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = json.loads(out.read_text())
+    assert set(bench) >= KEYS
+    assert bench["train_throughput_ratio"] == pytest.approx(
+        bench["fitlab_samples_per_s"] / bench["plain_samples_per_s"]
+    )
+    # The same images, each once per epoch, in both paths.
+    assert bench["fitlab_labels_seen"] == bench["plain_labels_seen"]
+    assert sum(bench["fitlab_labels_seen"]) == 3 * bench["train_samples_per_epoch"]
+    # Both trained from the same weights: the loss fell well below chance (ln 10) and agrees.
+    fitlab_loss, plain_loss = bench["fitlab_final_train_loss"], bench["plain_final_train_loss"]
+    assert max(fitlab_loss, plain_loss) < 0.5 * math.log(10)
+    assert fitlab_loss == pytest.approx(plain_loss, rel=0.5, abs=0.05)
+    assert 0 < bench["startup_s"] < bench["default_run_wall_s"]
+    assert "train samples/s" in result.stdout

@@ -1,0 +1,105 @@
+"""The LightningModule: the loss terms equal their formulas; checkpoints hold plain data."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+
+from fitlab.models.classifier import Classifier, balanced_class_weights
+
+
+def tiny(**kwargs) -> Classifier:
+    return Classifier(in_channels=1, image_size=[4, 4], num_classes=3, channels=[2],
+                      norm="none", pool="none", optimizer=partial(torch.optim.SGD, lr=0.1),
+                      **kwargs)  # fmt: skip
+
+
+def test_l1_and_l2_terms_equal_their_formulas() -> None:
+    model = tiny(l1=0.01, l2=0.1)
+    conv, linear = model.net.features[0][0], model.net.head[-1]
+    weights = [conv.weight, linear.weight]  # not the biases
+    terms = model.penalties()
+    assert terms["l1"].item() == pytest.approx(0.01 * sum(w.abs().sum().item() for w in weights))
+    assert terms["l2"].item() == pytest.approx(0.1 * sum((w**2).sum().item() for w in weights))
+    assert tiny().penalties() == {}
+
+
+def test_training_loss_adds_the_penalties_to_the_cross_entropy() -> None:
+    model = tiny(l1=0.01, l2=0.1)
+    x, y = torch.randn(5, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1])
+    model.log = lambda *args, **kwargs: None  # outside a Trainer
+    total = model.training_step((x, y), 0)
+    ce = torch.nn.functional.cross_entropy(model(x), y)
+    expected = ce + sum(model.penalties().values())
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_penalty_gradient_shrinks_weights() -> None:
+    model = tiny(l2=1.0)
+    loss = sum(model.penalties().values())
+    loss.backward()
+    w = model.net.head[-1].weight
+    assert torch.allclose(w.grad, 2 * w.detach())
+
+
+def test_balanced_weights_match_scikit_learn() -> None:
+    counts = [50, 10, 5]
+    labels = [c for c, n in enumerate(counts) for _ in range(n)]
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=np.array(labels))
+    assert torch.allclose(balanced_class_weights(counts), torch.tensor(expected).float())
+    model = tiny(class_weights="balanced", class_counts=counts)
+    assert torch.allclose(model.class_weight, torch.tensor(expected).float())
+
+
+def test_saved_hyperparameters_are_plain_data() -> None:
+    model = tiny(class_names=["a", "b", "c"], class_counts=[1, 2, 3])
+    hparams = dict(model.hparams)
+    assert "optimizer" not in hparams and "scheduler" not in hparams
+
+    def plain(value) -> bool:
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        return value is None or isinstance(value, (bool, int, float, str))
+
+    assert all(plain(v) for v in hparams.values()), hparams
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path) -> None:
+    import lightning as L
+
+    model = tiny(class_names=["a", "b", "c"])
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, max_epochs=0)  # fmt: skip
+    trainer.strategy.connect(model)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = torch.load(path, weights_only=True)
+    restored = Classifier(**ckpt["hyper_parameters"])
+    restored.load_state_dict(ckpt["state_dict"])
+    x = torch.randn(2, 1, 4, 4)
+    model.eval(), restored.eval()
+    assert torch.equal(model(x), restored(x))
+
+
+def test_penalties_are_logged_as_their_own_loss_terms() -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(32, 1, 4, 4), torch.randint(0, 3, (32,)))
+    model = tiny(l1=0.01, l2=0.1)
+    start = {name: term.item() for name, term in model.penalties().items()}
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, DataLoader(data, batch_size=8))
+    logged = trainer.callback_metrics
+    end = {name: term.item() for name, term in model.penalties().items()}
+    for name in ("l1", "l2"):
+        # the epoch mean lies between the first and the last step's value
+        low, high = sorted((start[name], end[name]))
+        assert low * 0.99 <= logged[f"train/loss_{name}"].item() <= high * 1.01
+    assert "train/loss" in logged and "train/loss_l1" in logged

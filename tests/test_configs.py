@@ -1,0 +1,59 @@
+"""Every config in configs/ composes, and what it names can be instantiated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from fitlab.config import config_dir
+from fitlab.pipeline import build_parts, build_trainer
+
+GROUPS = ["data", "resampler", "model", "trainer", "callbacks", "logger", "debug", "experiment"]
+# Options that need hardware or processes this machine lacks are composed, not built.
+NEEDS_GPU = {("trainer", "gpu")}
+# Sources that read files are composed here and loaded in test_data_sources, on files it writes.
+NEEDS_FILES = {("data", name) for name in ("mnist", "fashion_mnist", "cifar10", "image_folder")}
+# Resamplers are for imbalanced data (ADASYN refuses balanced digits): build them on digits_lt.
+WITH = {"resampler": ("data=digits_lt",)}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+CASES = [(group, option) for group in GROUPS for option in options(group)]
+
+
+def test_every_group_has_options() -> None:
+    assert all(options(group) for group in GROUPS)
+    assert Path(config_dir(), "train.yaml").is_file()
+
+
+@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_config_composes_and_instantiates(compose_cfg, group: str, option: str) -> None:
+    cfg = compose_cfg(f"{group}={option}", *WITH.get(group, ()))
+    assert cfg.paths.output_dir
+    if (group, option) in NEEDS_GPU:
+        assert cfg.trainer.accelerator == "gpu"
+        return
+    if (group, option) in NEEDS_FILES:
+        assert cfg.data.source == option
+        return
+    datamodule, model = build_parts(cfg)
+    assert model.hparams.num_classes == datamodule.num_classes
+    trainer = build_trainer(cfg)
+    assert trainer.max_epochs >= 1 or trainer.fast_dev_run
+
+
+def test_eval_config_composes(compose_cfg) -> None:
+    cfg = compose_cfg("ckpt_path=x.ckpt", "experiment=quick", config_name="eval")
+    assert cfg.task_name == "eval" and cfg.model.channels == [16, 32]
+
+
+def test_optimizer_and_scheduler_are_partials(compose_cfg) -> None:
+    cfg = compose_cfg()
+    optimizer = instantiate(cfg.model.optimizer)
+    assert callable(optimizer) and optimizer.func.__name__ == "AdamW"
+    assert cfg.model.scheduler.T_max == cfg.trainer.max_epochs

@@ -1,0 +1,81 @@
+"""The digits DataModule: split, normalisation, resize, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fitlab.data import ImageDataModule
+from fitlab.data.split import stratified_split
+from fitlab.data.tensors import TensorImageDataset
+from fitlab.errors import FitlabError
+
+
+def test_split_is_stratified_disjoint_complete_and_seeded() -> None:
+    labels = np.repeat(np.arange(5), [100, 60, 40, 30, 20])
+    train, val, test = stratified_split(labels, 0.1, 0.2, seed=3)
+    assert len(np.intersect1d(train, val)) == len(np.intersect1d(train, test)) == 0
+    assert len(np.intersect1d(val, test)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(len(labels)))
+    whole = np.bincount(labels) / len(labels)
+    for part in (train, val, test):
+        share = np.bincount(labels[part], minlength=5) / len(part)
+        assert np.abs(share - whole).max() < 0.03
+    again = stratified_split(labels, 0.1, 0.2, seed=3)
+    other = stratified_split(labels, 0.1, 0.2, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
+    assert not np.array_equal(test, other[2])
+
+
+def test_split_fractions_must_leave_a_training_set() -> None:
+    with pytest.raises(FitlabError, match="leave no training set"):
+        stratified_split(np.zeros(10, dtype=int), 0.5, 0.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageDataModule:
+    dm = ImageDataModule(batch_size=32)
+    dm.setup("fit")
+    return dm
+
+
+def test_digits_sizes_shapes_and_what_the_model_is_told(digits: ImageDataModule) -> None:
+    sizes = {name: len(ds) for name, ds in digits.splits.items()}
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] == 360  # 20 %
+    kwargs = digits.model_kwargs()
+    assert kwargs["in_channels"] == 1 and kwargs["image_size"] == [8, 8]
+    assert kwargs["num_classes"] == 10 and kwargs["class_names"] == [str(d) for d in range(10)]
+    assert sum(kwargs["class_counts"]) == sizes["train"]
+    assert all(isinstance(c, int) for c in kwargs["class_counts"])
+
+
+def test_normalisation_statistics_come_from_the_training_split(digits: ImageDataModule) -> None:
+    train = digits.splits["train"].images
+    assert train.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert train.std().item() == pytest.approx(1.0, abs=1e-3)
+    test = digits.splits["test"].images
+    assert abs(test.mean().item()) > 1e-5  # normalised with the training statistics, not its own
+
+
+def test_batches_are_nchw_float_and_cover_the_training_set(digits: ImageDataModule) -> None:
+    seen = []
+    for x, y in digits.train_dataloader():
+        assert x.dtype == torch.float32 and x.shape[1:] == (1, 8, 8) and len(x) <= 32
+        seen.append(y)
+    assert torch.cat(seen).sort().values.equal(digits.splits["train"].labels.sort().values)
+
+
+def test_batched_fetch_equals_per_item_fetch() -> None:
+    ds = TensorImageDataset(torch.randn(10, 1, 4, 4), torch.arange(10))
+    x, y = ds.__getitems__([3, 1, 7])
+    for row, i in enumerate([3, 1, 7]):
+        assert torch.equal(x[row], ds[i][0]) and y[row] == ds[i][1]
+
+
+def test_image_size_resizes_every_split() -> None:
+    dm = ImageDataModule(image_size=16)
+    dm.setup("fit")
+    assert dm.input_shape == (1, 16, 16)
+    assert dm.splits["test"].images.shape[1:] == (1, 16, 16)
