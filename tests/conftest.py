@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
@@ -59,3 +62,28 @@ def run_dirs(log_dir: Path, task_name: str) -> list[Path]:
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+LOGGERS = ("", "lightning.pytorch", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def logging_kept():
+    """hydra.main configures logging for its run folder; put back what the tests had."""
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, LOGGERS)]
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+def call_entry(entry: Callable[[], Any], argv: Sequence[str], cwd: Path, monkeypatch) -> Any:
+    """Run an entry point's ``main()`` in this process, as ``fitlab-* argv`` would in ``cwd``."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("FITLAB_LOG_DIR", str(cwd / "logs"))
+    monkeypatch.setattr(sys, "argv", [entry.__module__, *argv])
+    with logging_kept():
+        return entry()

@@ -208,9 +208,9 @@ def test_image_folder_sizes_and_errors(tmp_path) -> None:
 
 def test_a_tree_too_small_for_the_split_is_a_user_error(tmp_path) -> None:
     write_tree(tmp_path, "L", "png", per_class=2)
-    with pytest.raises(FitlabError, match="too few images") as err:
+    with pytest.raises(FitlabError, match="cannot hold every one of 3 classes") as err:
         ImageDataModule("image_folder", root=str(tmp_path), val_fraction=0.1).setup("fit")
-    assert "data.val_fraction" in err.value.fix
+    assert "fractions" in err.value.fix
 
 
 @pytest.mark.slow

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
-import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fitlab.cluster import on_rank_zero, rank_zero_file, run_stamp
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -23,9 +24,15 @@ def config_dir() -> Path:
     return _PACKAGE_DIR.parents[1] / "configs"
 
 
-# One stamp per process, so every place that resolves the run folder sees the same name. The
-# random suffix keeps two runs started in the same second (or by two users) apart.
-_RUN_STAMP = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
+# One stamp per process, so every place that resolves the run folder sees the same name.
+_RUN_STAMP = run_stamp()
+
+# configs/hydra/launcher/*.yaml carry the launcher plugins' own names (hydra/launcher=joblib), so
+# Hydra 1.3 merges each with the plugin's schema of that name and warns that this matching is
+# deprecated. Our files set every field and their _target_, so they stand without the schema.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema"
+)
 
 
 def metric_mode(metric: str) -> str:
@@ -34,10 +41,28 @@ def metric_mode(metric: str) -> str:
     return "min" if ("loss" in name or "error" in name) else "max"
 
 
+def optuna_direction(metric: str) -> str:
+    """Optuna's name for :func:`metric_mode`: ``minimize`` or ``maximize``."""
+    return f"{metric_mode(metric)}imize"
+
+
+def linear_lr(base_lr: float, batch_size: int, base_batch_size: int, scale: bool) -> float:
+    """The linear scaling rule: the learning rate grows with the batch (Goyal et al., 2017)."""
+    return base_lr * batch_size / base_batch_size if scale else base_lr
+
+
 def register_resolvers() -> None:
-    """Register ``${fitlab.run_stamp:}`` and ``${fitlab.mode:<metric>}``; safe to call twice."""
-    OmegaConf.register_new_resolver("fitlab.run_stamp", lambda: _RUN_STAMP, replace=True)
+    """Register the ``${fitlab.*:}`` resolvers the configs use; safe to call twice."""
+    # Cached: launchers that run jobs in other processes (joblib, submitit) copy the resolver
+    # cache of the sweep's config, so every job lands in the sweep folder the launcher made.
+    OmegaConf.register_new_resolver(
+        "fitlab.run_stamp", lambda: _RUN_STAMP, replace=True, use_cache=True
+    )
     OmegaConf.register_new_resolver("fitlab.mode", metric_mode, replace=True)
+    OmegaConf.register_new_resolver("fitlab.linear_lr", linear_lr, replace=True)
+    OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
+    OmegaConf.register_new_resolver("fitlab.rank_zero", on_rank_zero, replace=True)
+    OmegaConf.register_new_resolver("fitlab.rank_zero_file", rank_zero_file, replace=True)
 
 
 register_resolvers()

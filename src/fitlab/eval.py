@@ -7,25 +7,20 @@ split and the model are rebuilt exactly as they were, then Lightning restores th
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from fitlab.errors import FitlabError
+from fitlab import checkpoints
 from fitlab.pipeline import build_parts, build_trainer, hydra_entry, scalar_metrics, write_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     start = time.perf_counter()
-    if not cfg.get("ckpt_path"):
-        raise FitlabError("no checkpoint given", "pass ckpt_path=PATH/TO/file.ckpt")
-    ckpt = Path(cfg.ckpt_path)
-    if not ckpt.is_file():
-        raise FitlabError(f"checkpoint {ckpt} does not exist", "pass the path of a .ckpt file")
+    ckpt = checkpoints.resolve(cfg)  # checked before the run folder was made; None is refused
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt))
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
     metrics = scalar_metrics(trainer)
     path = write_metrics(
         cfg.paths.output_dir,

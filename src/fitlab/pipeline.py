@@ -7,38 +7,96 @@ live here once.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from fitlab import checkpoints, preflight, runs
 from fitlab.config import config_dir
-from fitlab.errors import EXIT_USAGE, find_fitlab_error, report
+from fitlab.errors import EXIT_USAGE, FitlabError, find_fitlab_error, report
+
+log = logging.getLogger(__name__)
 
 
-def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-    """Wrap ``task`` in ``hydra.main``; a FitlabError becomes one line on stderr and exit 2."""
+def hydra_entry(
+    config_name: str, task: Callable[[DictConfig], Any], resume_in_place: bool = False
+) -> Callable[[], Any]:
+    """``task`` behind the preflight checks and ``hydra.main``: a FitlabError becomes one line on
+    stderr and exit 2; a failing job of a multirun is recorded and the others go on."""
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def run(cfg: DictConfig) -> Any:
+        start = time.perf_counter()
         try:
+            if not preflight.checked or HydraConfig.get().mode == RunMode.MULTIRUN:
+                preflight.check(cfg)  # each job of a sweep: combinations fail here, alone
             return task(cfg)
         except Exception as exc:
-            err = find_fitlab_error(exc)
-            if err is None:
-                raise
+            return job_failed(exc, time.perf_counter() - start)
+
+    def main() -> Any:
+        try:
+            plan = preflight.plan(config_name, sys.argv[1:], resume_in_place)
+        except FitlabError as err:
             report(err)
             sys.exit(EXIT_USAGE)
+        if plan is not None:
+            sys.argv.extend(plan.overrides)  # also seen by Lightning's DDP re-launch
+        result = run()
+        if plan is not None and plan.multirun:
+            exit_if_jobs_failed(plan.sweep_dir)
+        return result
 
-    return run
+    return main
+
+
+def job_failed(exc: Exception, wall_time_s: float) -> None:
+    """Leave the run folder honest, then report: one line (user mistake) or the traceback."""
+    err = find_fitlab_error(exc)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    message = str(err) if err is not None else runs.one_line(exc)
+    resumed = (hydra_cfg.output_subdir or ".hydra") != ".hydra"
+    if multirun or err is None or not (resumed or runs.trained_nothing(output_dir)):
+        write_metrics(output_dir, runs.failure_record(message, wall_time_s))
+    elif resumed:  # a resumed run's own files stay as they were
+        runs.remove(output_dir / hydra_cfg.output_subdir)
+    else:  # a start that failed leaves no folder behind
+        runs.remove(output_dir)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or (err is None and not multirun):
+        raise exc
+    if not multirun:
+        report(err)
+        sys.exit(EXIT_USAGE)
+    if err is None:
+        log.error("job %s failed", hydra_cfg.job.num, exc_info=exc)
+    print(f"fitlab: error: job {hydra_cfg.job.num}: {message}", file=sys.stderr, flush=True)
+    return None  # the sweep goes on; Optuna records the trial as failed
+
+
+def exit_if_jobs_failed(sweep_dir: Path | None) -> None:
+    failed = runs.failed_jobs(sweep_dir) if sweep_dir is not None else []
+    if failed:
+        for job, error in failed:
+            print(f"fitlab: job {job} failed: {error}", file=sys.stderr)
+        print(f"fitlab: {len(failed)} job(s) failed, see {sweep_dir}", file=sys.stderr)
+        sys.exit(1)
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -51,6 +109,8 @@ def instantiate_group(group: DictConfig | None) -> list:
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
@@ -58,6 +118,9 @@ def build_parts(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModu
     """Data first: it tells the model its input channels, image size and classes."""
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, **datamodule.model_kwargs(), _convert_="all")
+    ckpt = checkpoints.resolve(cfg)
+    if ckpt is not None:
+        checkpoints.check_fits(model, ckpt)
     return datamodule, model
 
 
@@ -74,6 +137,7 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
     """``metrics.json``: one flat JSON object, keys sorted; non-finite numbers become null."""
     path = Path(output_dir) / "metrics.json"
     flat = {k: _json_value(v) for k, v in sorted(metrics.items())}
+    path.parent.mkdir(parents=True, exist_ok=True)  # a run that saved nothing else yet
     path.write_text(json.dumps(flat, indent=2) + "\n")
     return path
 

@@ -1,16 +1,23 @@
 """``fitlab-train``: seed, build, fit, test the best checkpoint, write ``metrics.json``.
 
-Returns the optimized metric, so Hydra sweepers (Optuna, ...) can rank the run.
+Returns the optimized metric, so Hydra sweepers (Optuna, ...) can rank the run; a run that
+diverged before it was ever validated returns the worst value instead of a crash.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from fitlab.callbacks import NonFiniteLoss
+from fitlab.config import metric_mode
+from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
+from fitlab.hparams import log_hparams_session, run_hparams
 from fitlab.pipeline import (
     build_parts,
     build_trainer,
@@ -19,6 +26,9 @@ from fitlab.pipeline import (
     scalar_metrics,
     write_metrics,
 )
+from fitlab.runs import COMPLETED
+
+log = logging.getLogger(__name__)
 
 
 def stopped_reason(trainer: L.Trainer) -> str:
@@ -35,41 +45,67 @@ def stopped_reason(trainer: L.Trainer) -> str:
     return "max_epochs"
 
 
+def rankable(value: float | None, metric: str) -> float:
+    """The metric, or the worst value a sweeper can still rank when it is missing or NaN."""
+    if value is not None and math.isfinite(value):
+        return value
+    return math.inf if metric_mode(metric) == "min" else -math.inf
+
+
 def train(cfg: DictConfig) -> float | None:
     start = time.perf_counter()
+    check_effective_batch_size(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
+    batches = configure_accumulation(trainer, cfg.get("effective_batch_size"), cfg.data.batch_size)
+    hparams = {**config_as_dict(cfg), **batches} if trainer.loggers else {}
     for logger in trainer.loggers:
-        logger.log_hyperparams(config_as_dict(cfg))
+        logger.log_hyperparams(hparams)
 
     metrics: dict = {}
+    diverged = False
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(
+                model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
+            )
+            metrics["stopped_reason"] = stopped_reason(trainer)
+        except NonFiniteLoss as stop:
+            diverged = True
+            kept = trainer.checkpoint_callback and trainer.checkpoint_callback.last_model_path
+            log.warning(
+                "fitlab: training stopped: %s; last good checkpoint: %s; a lower "
+                "model.optimizer.lr or trainer.gradient_clip_val=1.0 may keep it finite",
+                stop,
+                kept or "none, it diverged before the first epoch ended",
+            )
+            metrics.update(stopped_reason="non_finite_loss", diverged_at_step=stop.step)
         metrics.update(scalar_metrics(trainer))
-        metrics["stopped_reason"] = stopped_reason(trainer)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.test:
-        # The best checkpoint, not the last weights; without one (fast_dev_run) the weights at hand.
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    # The best checkpoint, not the last weights; without one (fast_dev_run) the weights at hand,
+    # unless those diverged.
+    if cfg.test and not (diverged and not best):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(scalar_metrics(trainer))
 
     for callback in trainer.callbacks:
         metrics.update(getattr(callback, "results", {}))  # e.g. the fit diagnosis
-    batch_size = datamodule.batch_size
     metrics.update(
+        status=COMPLETED,
         best_ckpt_path=best or None,
-        world_size=trainer.world_size,
-        accumulate_grad_batches=trainer.accumulate_grad_batches,
-        effective_batch_size=batch_size * trainer.world_size * trainer.accumulate_grad_batches,
+        **batches,
         wall_time_s=round(time.perf_counter() - start, 2),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
+    scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
+    log_hparams_session(trainer, run_hparams(hparams), scalars)
     rank_zero_info(f"fitlab: metrics written to {path}")
-    return metrics.get(cfg.optimized_metric)
+    value = metrics.get(cfg.optimized_metric)
+    return rankable(value, cfg.optimized_metric) if cfg.train else value
 
 
-main = hydra_entry("train", train)
+main = hydra_entry("train", train, resume_in_place=True)
 
 if __name__ == "__main__":
     main()

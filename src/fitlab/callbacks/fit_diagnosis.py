@@ -94,6 +94,12 @@ class FitDiagnosis(L.Callback):
         self.history: list[dict[str, float]] = []
         self.results: dict[str, float | str] = {}
 
+    def state_dict(self) -> dict:
+        return {"history": self.history}  # in checkpoints: a resumed run's curves carry on
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
+
     def _errors(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str):
         batches = trainer.datamodule.evaluation_batches(split, self.max_train_samples)
         return evaluate(pl_module, batches, pl_module.device)

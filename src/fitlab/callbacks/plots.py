@@ -33,7 +33,9 @@ def confusion_matrix_figure(
     for ax, normalize, title in zip(
         fig.subplots(1, 2), (None, "true"), ("counts", "normalised over true class"), strict=True
     ):
-        matrix = MulticlassConfusionMatrix(len(names), normalize=normalize)
+        # The inputs are already gathered from every rank; drawn on rank zero alone, a metric
+        # that synced on compute would wait forever for the other ranks.
+        matrix = MulticlassConfusionMatrix(len(names), normalize=normalize, sync_on_compute=False)
         matrix.update(probs, target)
         matrix.plot(ax=ax, labels=names)
         ax.set_title(title)
@@ -44,7 +46,7 @@ def roc_figure(probs: torch.Tensor, target: torch.Tensor, names: list[str], stag
     """One-vs-rest ROC curve per class, each class's AUC in the legend."""
     fig = Figure(figsize=(6, 5), layout="constrained")
     ax = fig.add_subplot()
-    roc = MulticlassROC(len(names))
+    roc = MulticlassROC(len(names), sync_on_compute=False)  # see confusion_matrix_figure
     roc.update(probs, target)
     roc.plot(score=True, ax=ax, labels=names)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)

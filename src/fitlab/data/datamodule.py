@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fitlab.data.distributed import exactly_once_sampler
 from fitlab.data.image_folder import FolderImages, StreamedImageDataset
 from fitlab.data.imbalance import long_tail
 from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
@@ -257,4 +258,6 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        # Under DDP every test image exactly once, no padding (data/distributed.py).
+        sampler = exactly_once_sampler(self.splits["test"], self.trainer)
+        return self._loader("test", shuffle=False, sampler=sampler)

@@ -31,6 +31,8 @@ from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
 from fitlab.data.tensors import TensorImageDataset
 from fitlab.errors import FitlabError
 
+# Keys of a configs/resampler node that fitlab reads itself (the sampler may not take them).
+FITLAB_KEYS = ("redraw_every_epoch", "random_state")
 # Pixels x images above which a synthesising sampler shows a progress bar while it works.
 PROGRESS_ABOVE = 20_000_000
 

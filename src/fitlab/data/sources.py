@@ -153,6 +153,9 @@ def load_image_folder(options: SourceOptions) -> SourceData:
     return load_tree(_root(options, "image_folder"), options.image_size, options.in_memory)
 
 
+# (H, W) of sources whose size is known before loading: a model that does not fit is refused
+# before any data is read. Sources whose size comes from their files are checked at build time.
+IMAGE_SIZES = {"digits": (8, 8), "mnist": (28, 28), "fashion_mnist": (28, 28), "cifar10": (32, 32)}
 SOURCES = {
     "digits": load_digits,
     "mnist": load_mnist,

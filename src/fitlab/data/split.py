@@ -8,6 +8,16 @@ from sklearn.model_selection import train_test_split
 from fitlab.errors import FitlabError
 
 
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Both shares are of the whole set; together they must leave a training set."""
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise FitlabError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
+            "training set",
+            "use fractions >= 0 whose sum is below 1, e.g. data.val_fraction=0.1",
+        )
+
+
 def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -16,29 +26,31 @@ def stratified_split(
     ``val_fraction`` and ``test_fraction`` are shares of the whole set; ``test_fraction=0``
     means the source brings its own test split.
     """
-    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise FitlabError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no "
-            "training set",
-            "use fractions >= 0 whose sum is below 1, e.g. data.val_fraction=0.1",
-        )
+    check_fractions(val_fraction, test_fraction)
     index = np.arange(len(labels))
     test_idx = np.array([], dtype=np.int64)
+    if test_fraction > 0:
+        index, test_idx = _carve(
+            index, labels, test_fraction, f"data.test_fraction={test_fraction}", seed
+        )
     val_idx = np.array([], dtype=np.int64)
-    try:
-        if test_fraction > 0:
-            index, test_idx = train_test_split(
-                index, test_size=test_fraction, stratify=labels, random_state=seed
-            )
-        if val_fraction > 0:
-            share = val_fraction / (1 - test_fraction)
-            index, val_idx = train_test_split(
-                index, test_size=share, stratify=labels[index], random_state=seed
-            )
-    except ValueError as exc:  # scikit-learn: a class too small to appear in every part
-        raise FitlabError(
-            f"too few images for a stratified split ({exc})",
-            "add images, or change data.val_fraction and data.test_fraction so that every "
-            "part gets at least one image per class",
-        ) from exc
+    if val_fraction > 0:
+        share = val_fraction / (1 - test_fraction)
+        index, val_idx = _carve(
+            index, labels[index], share, f"data.val_fraction={val_fraction}", seed
+        )
     return np.sort(index), np.sort(val_idx), np.sort(test_idx)
+
+
+def _carve(
+    index: np.ndarray, labels: np.ndarray, share: float, setting: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``share`` of ``index`` off, stratified by ``labels``; ``setting`` names the value."""
+    try:
+        return train_test_split(index, test_size=share, stratify=labels, random_state=seed)
+    except ValueError as exc:  # a part too small to hold one image of every class
+        raise FitlabError(
+            f"{setting} splits {len(index)} images into parts that cannot hold every one of "
+            f"{len(np.unique(labels))} classes ({exc})",
+            "choose fractions that leave each split at least one image per class",
+        ) from exc

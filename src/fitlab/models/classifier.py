@@ -23,6 +23,7 @@ from torchmetrics.classification import (
 
 from fitlab.config import metric_mode
 from fitlab.errors import FitlabError
+from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -112,7 +113,10 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
             setattr(self, f"{stage}_loss", MeanMetric())
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
+        self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
+        # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
+        self.accumulation = ExactAccumulation()
 
         # Per class at test end: under imbalance the averages hide what happens to rare classes.
         self.test_per_class = MetricCollection(
@@ -155,18 +159,46 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.data_loss(logits, y)
-        total = loss
+        losses = F.cross_entropy(
+            logits,
+            y,
+            weight=self.class_weight,
+            label_smoothing=self.hparams.label_smoothing,
+            reduction="none",
+        )
+        # Each image counts with its class weight (1 without class weights); the loss is the
+        # weighted mean, what cross_entropy's default reduction gives.
+        weight = (
+            self.class_weight[y].sum()
+            if self.class_weight is not None
+            else losses.new_tensor(len(y))
+        )
+        loss = losses.sum() / weight
+        penalty = losses.new_zeros(())
         for name, term in self.penalties().items():
             self.penalty_means[name].update(term.detach())
-            total = total + term
+            penalty = penalty + term
         # Lightning writes step values only every log_every_n_steps; calling self.log on the
         # other steps costs ~0.1 ms each for nothing.
         if self._trainer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        return total
+        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        if steps == 1 and self.class_weight is None:
+            # One unweighted micro-batch per step: the plain mean is already exact, and the
+            # hot path skips the bookkeeping (and, under DDP, a collective per step).
+            return loss + penalty
+        first = batch_idx % steps == 0
+        return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.accumulation.finish_step(
+            self.parameters(),
+            self.trainer.accumulate_grad_batches,
+            self.trainer.world_size,
+            lambda weight: self.trainer.strategy.reduce(weight, reduce_op="sum"),
+        )
 
     def _eval_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor]:
         x, y = batch
@@ -193,7 +225,8 @@ class Classifier(L.LightningModule):
         return values
 
     def on_train_start(self) -> None:
-        self.best.reset()  # forget what the sanity check saw
+        if self.trainer.ckpt_path is None:  # a fresh fit; a resumed one keeps the restored best
+            self.best.reset()
 
     def on_train_epoch_end(self) -> None:
         values = self._epoch_values("train")
@@ -201,7 +234,18 @@ class Classifier(L.LightningModule):
             if self.hparams[name] > 0:
                 values[f"train/loss_{name}"] = self.penalty_means[name].compute()
                 self.penalty_means[name].reset()
+        values.update(self.weight_statistics())
         self.log_dict(values)
+
+    @torch.no_grad()
+    def weight_statistics(self) -> dict[str, torch.Tensor]:
+        """What L1 and L2 do to the penalised weights: sparsity (share of |w| < 1e-3) and norms."""
+        flat = torch.cat([p.detach().flatten() for p in self.penalised])
+        return {
+            "weights/sparsity": (flat.abs() < 1e-3).float().mean(),
+            "weights/l1_norm": flat.abs().sum(),
+            "weights/l2_norm": flat.norm(),
+        }
 
     def on_validation_epoch_end(self) -> None:
         values = self._epoch_values("val")

@@ -1,0 +1,60 @@
+"""Who this process is in a distributed job, and the one run folder all its ranks share.
+
+Under DDP every rank runs fitlab from the top: Lightning's ``ddp`` re-launches the script once
+per device, ``srun`` and ``torchrun`` start one process per device. Each of them composes the
+config before Lightning has set anything up, so Hydra would give each rank its own run folder
+and its own ``.hydra/`` and log file. Two rules keep one folder per run: every rank derives the
+same run stamp, and only rank zero writes Hydra's output (the resolvers below, used in
+``configs/hydra/default.yaml``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+_STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
+# Rank variables of the launchers fitlab runs under: torchrun (RANK), Lightning's ddp children
+# (LOCAL_RANK, NODE_RANK), srun (SLURM_PROCID), submitit's local executor, LSF's jsrun.
+_RANK_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "SLURM_PROCID",
+    "SUBMITIT_LOCAL_GLOBALID",
+    "JSM_NAMESPACE_RANK",
+)
+
+
+def is_rank_zero() -> bool:
+    """True unless a launcher's environment says this process is a rank other than zero."""
+    return all(int(os.environ.get(name) or 0) == 0 for name in _RANK_VARIABLES)
+
+
+def run_stamp() -> str:
+    """The run folder's name: a timestamp, the same on every rank of one distributed job.
+
+    A single process takes the time plus a random suffix (two runs started in the same second
+    stay apart). Ranks started by srun or torchrun cannot agree on a clock reading or a random
+    value, so they name the folder after the job step; ``FITLAB_RUN_STAMP`` sets it by hand
+    (e.g. a multi-node run started on each node without a scheduler).
+    """
+    if stamp := os.environ.get("FITLAB_RUN_STAMP"):
+        return stamp
+    if int(os.environ.get("SLURM_NTASKS") or 1) > 1 and "SLURM_JOB_ID" in os.environ:
+        # No clock in the name: a requeued job must find its own folder (and checkpoint) again.
+        return f"slurm{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+    if (run_id := os.environ.get("TORCHELASTIC_RUN_ID", "none")) != "none":
+        return f"torchrun_{run_id}"
+    return f"{time.strftime(_STAMP_FORMAT)}_{secrets.token_hex(3)}"
+
+
+def on_rank_zero(value: str) -> str | None:
+    """``value`` on rank zero, None elsewhere (``hydra.output_subdir``: no ``.hydra/``)."""
+    return value if is_rank_zero() else None
+
+
+def rank_zero_file(path: str) -> str:
+    """``path`` on rank zero, the null device elsewhere (Hydra's log file handler)."""
+    return path if is_rank_zero() else os.devnull

@@ -1,0 +1,228 @@
+"""``fitlab-summarize DIR``: one row per run under DIR, its overrides next to its final metrics.
+
+A run is any folder holding a ``metrics.json`` (a multirun's jobs, an Optuna search's trials, a
+whole ``logs/`` tree). Writes ``DIR/summary.csv`` (every override and metric), ``summary.md``
+and ``summary.png`` (the optimized metric per run, grouped by the swept keys other than
+``seed``: mean +- std over the seeds) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from fitlab.errors import EXIT_USAGE, FitlabError, report
+
+matplotlib.use("Agg")
+
+# Shown on the console and in summary.md after the optimized metric; the CSV has every metric.
+HEADLINE = (
+    "val/acc_best",
+    "test/acc",
+    "test/balanced_acc",
+    "test/f1_macro",
+    "test/auroc",
+    "test/loss",
+    "fit/verdict",
+    "stopped_reason",
+    "effective_batch_size",
+    "wall_time_s",
+)
+
+
+@dataclass
+class Run:
+    path: str  # relative to DIR
+    overrides: dict[str, str]
+    metrics: dict[str, object]
+    optimized_metric: str | None = None
+    group: tuple[str, ...] = field(default=())
+
+
+def _natural(path: Path) -> list:
+    """Sort key: job 10 after job 9."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(path))]
+
+
+def read_run(folder: Path, root: Path) -> Run:
+    hydra_dir = folder / ".hydra"
+    overrides: dict[str, str] = {}
+    if (hydra_dir / "overrides.yaml").is_file():
+        for line in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")):
+            key, _, value = str(line).partition("=")
+            overrides[key.lstrip("+~")] = value
+    metric = None
+    if (hydra_dir / "config.yaml").is_file():
+        metric = OmegaConf.load(hydra_dir / "config.yaml").get("optimized_metric")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return Run(str(folder.relative_to(root)) or ".", overrides, metrics, metric)
+
+
+def find_runs(root: Path) -> list[Run]:
+    if not root.is_dir():
+        raise FitlabError(f"{root} is not a folder", "pass a multirun or logs folder")
+    folders = sorted((p.parent for p in root.rglob("metrics.json")), key=_natural)
+    if not folders:
+        raise FitlabError(
+            f"no run under {root} (no metrics.json)", "pass a folder that holds finished runs"
+        )
+    return [read_run(folder, root) for folder in folders]
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Override keys whose values differ between runs (or are missing from some)."""
+    keys = list(dict.fromkeys(k for run in runs for k in run.overrides))
+    return [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _fmt_override(value: str | None) -> str:
+    """A swept value for the eye: Optuna's 0.0007247031607588866 as 0.0007247."""
+    try:
+        return value if value is None or "." not in value else _fmt(float(value))
+    except ValueError:
+        return value
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}"
+
+
+def summarize(root: Path, console: Console | None = None) -> list[Run]:
+    console = console or Console()
+    runs = find_runs(root)
+    swept = swept_keys(runs)
+    by = [k for k in swept if k != "seed"]
+    for run in runs:  # the runs a bar of summary.png averages: same values but the seed
+        if by:
+            run.group = tuple(f"{k}={run.overrides.get(k, '')}" for k in by)
+        else:
+            run.group = ("all runs",) if "seed" in swept else (run.path,)
+    metric = next((r.optimized_metric for r in runs if r.optimized_metric), None)
+    shown = [m for m in (metric, *HEADLINE) if m and any(m in r.metrics for r in runs)]
+
+    # summary.csv: everything
+    all_keys = list(dict.fromkeys(k for run in runs for k in run.overrides))
+    all_metrics = sorted({m for run in runs for m in run.metrics})
+    with (root / "summary.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", *all_keys, *all_metrics])
+        for run in runs:
+            writer.writerow(
+                [run.path]
+                + [run.overrides.get(k, "") for k in all_keys]
+                + [_fmt(run.metrics.get(m)) for m in all_metrics]
+            )
+
+    # the table: swept keys and headline metrics
+    header = ["run", *swept, *shown]
+    rows = [
+        [run.path]
+        + [_fmt_override(run.overrides.get(k, "")) for k in swept]
+        + [_fmt(run.metrics.get(m)) for m in shown]
+        for run in runs
+    ]
+    table = Table(title=f"{len(runs)} runs under {root}")
+    for name in header:
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    # Wide enough for every column: piped into a file, rich would wrap at 80 characters.
+    width = sum(max(len(c) for c in column) + 3 for column in zip(header, *rows, strict=True))
+    console.width = max(console.width, width + 1)
+    console.print(table)
+    common = sorted({f"{k}={v}" for k, v in runs[0].overrides.items() if k not in swept})
+    lines = [f"# {len(runs)} runs under `{root}`", ""]
+    if common:
+        lines += [f"Common overrides: `{' '.join(common)}`", ""]
+    lines += _markdown_table(header, rows)
+
+    groups = _groups(runs, metric)
+    if metric and "seed" in swept:
+        lines += ["", f"## {metric}: mean +- std over seeds", ""]
+        lines += _markdown_table(
+            [*(by or ["runs"]), "seeds", metric],
+            [
+                [*(v.split("=", 1)[-1] for v in g), str(len(v)), _mean_std(v)]
+                for g, v in groups.items()
+            ],
+        )
+    (root / "summary.md").write_text("\n".join(lines) + "\n")
+    if metric and groups:
+        _plot(groups, metric, "seed" in swept, by, root / "summary.png")
+    console.print(f"fitlab: wrote {root / 'summary.csv'}, summary.md, summary.png")
+    return runs
+
+
+def _groups(runs: list[Run], metric: str | None) -> dict[tuple[str, ...], list[float]]:
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for run in runs:
+        value = run.metrics.get(metric) if metric else None
+        if isinstance(value, (int, float)):
+            groups.setdefault(run.group, []).append(float(value))
+    return groups
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _plot(groups: dict, metric: str, over_seeds: bool, by: list[str], path: Path) -> None:
+    """One column per group: each run a dot, the mean a mark, +- std over seeds as whiskers."""
+    labels = ["\n".join(g) for g in groups]
+    values = list(groups.values())
+    fig = Figure(figsize=(max(5.0, 0.9 * len(groups) + 2), 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    x = list(range(len(values)))
+    for i, v in enumerate(values):
+        ax.plot([i] * len(v), v, "o", color="tab:blue", alpha=0.6, markersize=5)
+    if over_seeds:  # y is not cut at zero: the differences between groups are what matters
+        means = [statistics.mean(v) for v in values]
+        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(x, means, yerr=stds, fmt="_", color="black", markersize=24, capsize=6)
+    ax.set_xticks(x, labels, fontsize="small", rotation=30 if len(groups) > 6 else 0)
+    ax.set_xlim(-0.5, len(values) - 0.5)
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    grouping = f"by {', '.join(by)}" if by else ("over all runs" if over_seeds else "per run")
+    spread = ", mean ± std over seeds" if over_seeds else ""
+    ax.set_title(f"{metric} {grouping}{spread}", fontsize="medium")
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fitlab-summarize", description=__doc__.split("\n")[0])
+    parser.add_argument("dir", type=Path, help="a multirun folder, or any folder of runs")
+    args = parser.parse_args(argv)
+    try:
+        summarize(args.dir)
+    except FitlabError as err:
+        report(err)
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Checks that read several keys at once: splits that leave a training set, a fold inside its
+folds, epochs in order, a GPU that exists, a CNN that fits the image, a data folder that holds
+readable data, and class paths that import and take the keys given to them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from hydra._internal.utils import _locate
+from omegaconf import DictConfig, OmegaConf
+
+from fitlab.data.resampling import FITLAB_KEYS
+from fitlab.data.roots import check_image_root
+from fitlab.data.sources import IMAGE_SIZES
+from fitlab.data.split import check_fractions
+from fitlab.errors import FitlabError
+from fitlab.models.cnn import CNN
+from fitlab.validation.rules import integer, is_int, lookup, shown
+
+
+def check_channels(cfg: DictConfig) -> None:
+    present, channels = lookup(cfg, "model.channels")
+    if present and not (
+        isinstance(channels, Sequence)
+        and len(channels) > 0
+        and all(integer(1).accepts(c) for c in channels)
+    ):
+        raise FitlabError(
+            f"model.channels={shown(channels)} is not a list of integers >= 1",
+            "give one output width per block, e.g. model.channels='[32,64]'",
+        )
+
+
+def check_splits(cfg: DictConfig) -> None:
+    data = cfg.get("data") or {}
+    if "val_fraction" in data and "test_fraction" in data:
+        check_fractions(data.val_fraction, data.test_fraction)
+    folds, fold = data.get("num_folds"), data.get("fold")
+    if folds is not None and fold is not None and fold >= folds:
+        raise FitlabError(
+            f"data.fold={fold} is not below data.num_folds={folds}",
+            f"folds are numbered 0 to {folds - 1}",
+        )
+
+
+def check_epochs(cfg: DictConfig) -> None:
+    trainer = cfg.get("trainer") or {}
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if low is not None and high not in (None, -1) and low > high:
+        raise FitlabError(
+            f"trainer.min_epochs={low} is above trainer.max_epochs={high}",
+            "lower trainer.min_epochs or raise trainer.max_epochs",
+        )
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    trainer = cfg.get("trainer") or {}
+    if trainer.get("accelerator") in ("gpu", "cuda"):
+        wanted = trainer.get("devices", 1)
+        have = torch.cuda.device_count()
+        if have == 0 or (is_int(wanted) and wanted > have):
+            raise FitlabError(
+                f"trainer.accelerator={trainer.accelerator} with trainer.devices={shown(wanted)} "
+                f"but this machine has {have} visible GPU(s)",
+                "use trainer=cpu, trainer.accelerator=auto, or fewer trainer.devices",
+            )
+
+
+def check_targets(cfg: DictConfig, path: str = "") -> None:
+    """Every ``_target_`` imports, and its config keys are arguments it takes."""
+    for key, node in cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else ():
+        where = f"{path}{key}"
+        if where == "hydra" or not isinstance(node, DictConfig):
+            continue
+        if "_target_" in node:
+            _check_target(node, where)
+        check_targets(node, where + ".")
+
+
+def _check_target(node: DictConfig, where: str) -> None:
+    target = node._target_
+    try:
+        obj = _locate(target)  # what instantiate uses; hydra.utils.get_object also logs the error
+    except Exception as exc:
+        raise FitlabError(
+            f"{where}._target_={target} cannot be imported", "check the spelling of the class path"
+        ) from exc
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    own = FITLAB_KEYS if where == "resampler" else ()  # read by fitlab, not passed on
+    for key in node:
+        if not str(key).startswith("_") and key not in params and key not in own:
+            valid = [p for p in params if p not in ("self", "params", "optimizer")]
+            raise FitlabError(
+                f"{where}.{key} is not an argument of {target}",
+                f"remove it or use one of: {', '.join(valid)}",
+            )
+
+
+def check_model_fits_image(cfg: DictConfig) -> None:
+    """Build the CNN on the meta device (no memory) to see that every block leaves at least 1x1.
+
+    The image size is ``data.image_size`` or the source's known size; sources whose size is known
+    only from their files are checked when the model is built.
+    """
+    model, data = cfg.get("model"), cfg.get("data") or {}
+    if not model or model.get("_target_") != "fitlab.models.Classifier":
+        return
+    size = data.get("image_size") or IMAGE_SIZES.get(data.get("source"))
+    if size is None:
+        return
+    height, width = (size, size) if is_int(size) else size
+    wanted = set(inspect.signature(CNN).parameters) - {"in_channels", "num_classes", "image_size"}
+    arch = {k: v for k, v in OmegaConf.to_container(model, resolve=True).items() if k in wanted}
+    with torch.device("meta"):
+        CNN(in_channels=1, num_classes=2, image_size=(height, width), **arch)
+
+
+def check_data_root(cfg: DictConfig) -> None:
+    present, root = lookup(cfg, "data.root")
+    # Sources that can download (mnist, cifar10, ...) check their own files when they load,
+    # naming the folder they expect and data.download; image trees are checked here.
+    if present and root is not None and "download" not in cfg.data:
+        check_image_root(Path(root))

@@ -1,0 +1,198 @@
+"""Bad input through the real entry points: one line on stderr, exit 2, nothing trained or lost.
+
+The entry points run in this process (``main()`` with ``sys.argv`` set) to keep the suite fast;
+one test runs a real ``fitlab-train`` process to pin the exit status and stderr of the console.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import QUICK, call_entry, run_cli
+from fitlab import eval as fitlab_eval
+from fitlab import train as fitlab_train
+from fitlab.errors import FitlabError
+
+
+def refused(entry, argv: list[str], cwd: Path, monkeypatch, capsys) -> str:
+    """Run the entry point, expect exit 2, return the one error line."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        call_entry(entry, argv, cwd, monkeypatch)
+    assert exited.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "fitlab: error:" in line]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("fitlab: error: ") and "; " in errors[0]
+    return errors[0]
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of one real 1-epoch quick run, trained through ``fitlab-train``'s entry."""
+    cwd = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        argv = [*QUICK, "trainer.max_epochs=1", "test=false", "logger=none", "~callbacks.plots"]
+        call_entry(fitlab_train.main, [*argv, "~callbacks.fit_diagnosis"], cwd, mp)
+    (run,) = (cwd / "logs" / "quick" / "runs").iterdir()
+    return run
+
+
+# ------------------------------------------------------------------ before any folder exists
+PRE_FOLDER = [
+    (["model.dropout=1.5"], "model.dropout=1.5 is not a number in [0, 1)"),
+    (["data.batch_size=abc"], "data.batch_size=abc is not an integer >= 1"),
+    (["model.norm=layer"], "is not one of batch, group, none"),
+    (["model.kernel_size=9"], "shrinks its"),
+    (["data=nope"], "data=nope is not an option; use one of cifar10, digits"),
+    (["hydra/launcher=nope"], "hydra/launcher=nope is not an option; use one of basic"),
+    (["model.nope=1"], "model.nope is not a config key; check the spelling (the keys of model"),
+    (["model.channels=[16,"], "cannot read the override 'model.channels=[16,'"),
+    (["model.l2=0,1e-4"], "Ambiguous value for argument 'model.l2=0,1e-4'"),
+    (["-m", "model.dropout=0.1,1.5"], "model.dropout=1.5 is not a number in [0, 1)"),
+    (["-m", "data=digits,nope"], "data=nope is not an option"),
+    (["+data.root=missing"], "data.root=missing does not exist"),
+    (["ckpt_path=last"], "ckpt_path=last: no run of task 'train'"),
+    (["ckpt_path=gone.ckpt"], "gone.ckpt does not exist"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), PRE_FOLDER, ids=[" ".join(a) for a, _ in PRE_FOLDER])
+def test_refused_before_any_folder(tmp_path, monkeypatch, capsys, argv, words) -> None:
+    line = refused(fitlab_train.main, argv, tmp_path, monkeypatch, capsys)
+    assert words in line
+    assert not (tmp_path / "logs").exists()  # no run folder, nothing trained
+
+
+def test_full_traceback_with_hydra_full_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(FitlabError, match=r"model\.dropout=1\.5"):
+        call_entry(fitlab_train.main, ["model.dropout=1.5"], tmp_path, monkeypatch)
+
+
+def test_eval_needs_a_checkpoint(tmp_path, monkeypatch, capsys) -> None:
+    line = refused(fitlab_eval.main, [], tmp_path, monkeypatch, capsys)
+    assert "no checkpoint given; pass ckpt_path=" in line
+
+
+# ----------------------------------------------------------------------------- checkpoints
+class RunsCode:
+    """Unpickling this calls ``open(marker, "w")``: a file appears if the load ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (builtins.open, (self.marker, "w"))
+
+
+def bad_checkpoint(kind: str, trained: Path, folder: Path) -> Path:
+    last = trained / "checkpoints" / "last.ckpt"
+    path = folder / f"{kind}.ckpt"
+    if kind == "not_a_checkpoint":
+        path.write_text("epoch,loss\n0,1.2\n")
+    elif kind == "plain_state_dict":
+        torch.save({"weight": torch.zeros(3)}, path)
+    elif kind == "truncated":
+        data = last.read_bytes()
+        path.write_bytes(data[: len(data) * 2 // 3])
+    elif kind == "runs_code":
+        ckpt = torch.load(last, weights_only=True)
+        ckpt["callbacks"]["payload"] = RunsCode(folder / "pwned")
+        torch.save(ckpt, path)
+    return path
+
+
+CHECKPOINTS = [
+    ("not_a_checkpoint", "is not a checkpoint (not a file written by torch.save)"),
+    ("plain_state_dict", "is a PyTorch file but not a Lightning checkpoint"),
+    ("truncated", "is truncated or corrupt"),
+    ("runs_code", "would call io.open when unpickled; refused"),
+]
+
+
+@pytest.mark.parametrize(("kind", "words"), CHECKPOINTS, ids=[k for k, _ in CHECKPOINTS])
+@pytest.mark.parametrize("entry", [fitlab_train.main, fitlab_eval.main], ids=["train", "eval"])
+def test_bad_checkpoint_is_refused(trained, tmp_path, monkeypatch, capsys, entry, kind, words):
+    before = digest(trained)
+    path = bad_checkpoint(kind, trained, tmp_path)
+    line = refused(entry, [*QUICK, f"ckpt_path={path}"], tmp_path, monkeypatch, capsys)
+    assert f"{path} " in line and words in line
+    assert not (tmp_path / "pwned").exists()  # the payload never ran
+    assert not (tmp_path / "logs").exists()
+    assert digest(trained) == before
+
+
+def test_checkpoint_of_another_model_is_refused(trained, tmp_path, monkeypatch, capsys) -> None:
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    argv = [*QUICK, "model.channels=[8,16]", f"ckpt_path={ckpt}"]
+    line = refused(fitlab_eval.main, argv, tmp_path, monkeypatch, capsys)
+    assert "is a model with model.channels=[16,32], this config has model.channels=[8,16]" in line
+    assert not (tmp_path / "logs").exists()
+
+
+def test_checkpoint_for_other_data_fails_its_start_and_leaves_no_folder(
+    trained, tmp_path, monkeypatch, capsys
+) -> None:
+    # Same network, but 16x16 images: only the built model can tell (its head is 4x larger).
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    argv = [*QUICK, "data.image_size=16", f"ckpt_path={ckpt}"]
+    line = refused(fitlab_eval.main, argv, tmp_path, monkeypatch, capsys)
+    assert "does not fit this model: net.head.2.weight is of shape [10, 128]" in line
+    assert list((tmp_path / "logs" / "eval" / "runs").iterdir()) == []
+
+
+def test_failed_resume_leaves_the_run_as_it_was(trained, tmp_path, monkeypatch, capsys) -> None:
+    # A killed run (no metrics.json) resumed with the wrong data: it continues in its own
+    # folder, so the failure must take back only what the attempt added.
+    run = tmp_path / "logs" / "quick" / "runs" / trained.name
+    shutil.copytree(trained, run)
+    (run / "metrics.json").unlink()
+    before = digest(run)
+    argv = [*QUICK, "data.image_size=16", "ckpt_path=last"]
+    line = refused(fitlab_train.main, argv, tmp_path, monkeypatch, capsys)
+    assert "does not fit this model" in line
+    after = digest(run)
+    assert {k: v for k, v in after.items() if not k.endswith(".log")} == {
+        k: v for k, v in before.items() if not k.endswith(".log")
+    }
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
+
+
+def test_data_that_cannot_be_split_fails_its_start_and_leaves_no_folder(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # 0.1 % of 1,437 images cannot hold one image of each of 10 classes: known only from the data.
+    line = refused(
+        fitlab_train.main, [*QUICK, "data.val_fraction=0.001"], tmp_path, monkeypatch, capsys
+    )
+    assert "data.val_fraction=0.001 splits 1437 images" in line
+    assert list((tmp_path / "logs" / "quick" / "runs").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_real_process_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    result = run_cli("fitlab.train", "model.dropout=1.5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "fitlab: error: model.dropout=1.5 is not a number in [0, 1); set model.dropout to a "
+        "number in [0, 1), one value for all blocks or a list with one per block"
+    ]
+    assert not (tmp_path / "logs").exists()

@@ -1,0 +1,65 @@
+"""A run whose loss stops being finite stops at once, keeps its last good checkpoint, says why,
+and still hands a sweeper a value it can rank."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import QUICK
+from fitlab.config import compose_config
+from fitlab.train import train
+
+pytestmark = pytest.mark.slow
+
+FAST = (*QUICK, "logger=none", "~callbacks.plots", "~callbacks.fit_diagnosis")
+# One good epoch at the usual learning rate, then x1e8 (3e5): AdamW's decoupled weight decay
+# alone multiplies every weight by (1 - lr * wd) = -2999 per step, so the loss overflows.
+RAMP = (
+    "model.scheduler._target_=torch.optim.lr_scheduler.StepLR",
+    "~model.scheduler.T_max",
+    "+model.scheduler.step_size=1",
+    "+model.scheduler.gamma=1e8",
+)
+
+
+def run(tmp_path: Path, *overrides: str) -> tuple[float, dict, Path]:
+    out = tmp_path / "run"
+    value = train(compose_config([*FAST, *overrides], out))
+    return value, json.loads((out / "metrics.json").read_text()), out
+
+
+def test_diverging_run_stops_keeps_its_checkpoint_and_says_why(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        value, metrics, out = run(tmp_path, "trainer.max_epochs=4", *RAMP)
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    steps_per_epoch = last["global_step"]
+    step = metrics["diverged_at_step"]
+    assert metrics["stopped_reason"] == "non_finite_loss" and metrics["status"] == "completed"
+    assert steps_per_epoch <= step < 2 * steps_per_epoch  # in the second epoch, not at its end
+    assert f"at step {step} (epoch 1)" in caplog.text
+    assert "last good checkpoint" in caplog.text and "last.ckpt" in caplog.text
+
+    assert last["epoch"] == 0 and steps_per_epoch == 20  # ceil(1,257 training images / 64)
+    assert all(
+        torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point()
+    )
+    # The best (epoch 0) checkpoint was tested, and the sweeper gets the last validation's value.
+    assert metrics["test/acc"] > 0.5
+    assert value == metrics["val/acc"] and math.isfinite(value)
+
+
+def test_diverging_before_any_checkpoint_returns_the_worst_value(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        value, metrics, out = run(tmp_path, "model.optimizer.lr=1e6")
+    assert metrics["stopped_reason"] == "non_finite_loss"
+    assert metrics["diverged_at_step"] < 20  # within the first epoch
+    assert "none, it diverged before the first epoch ended" in caplog.text
+    assert not list(out.glob("checkpoints/*.ckpt"))
+    assert "test/acc" not in metrics  # the diverged weights are not tested
+    assert value == -math.inf  # val/acc is maximised: ranked below every finite run

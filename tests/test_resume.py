@@ -1,0 +1,120 @@
+"""Resume exactly: a run killed with SIGKILL and resumed from last.ckpt ends like the run that
+was never interrupted; and the pieces that make it so."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import QUICK, cli_env, read_metrics, run_cli, run_dirs
+from fitlab import runs
+from fitlab.callbacks import RandomState
+
+# Deterministic CPU run; 4 epochs, so that a kill after the second leaves epochs to go.
+ARGS = (*QUICK, "trainer.deterministic=true", "trainer.max_epochs=4")
+# One thread per run: two runs share the two cores without oversubscribing them.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def draws() -> tuple:
+    return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]
+
+
+def test_random_state_survives_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    draws()
+    path = tmp_path / "state.pt"
+    torch.save(RandomState().state_dict(), path)
+    expected = draws()
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    RandomState().load_state_dict(torch.load(path, weights_only=True))
+    assert draws() == expected
+
+
+def touch(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_last_means_the_newest_run_with_a_checkpoint(tmp_path: Path) -> None:
+    older = touch(tmp_path / "2026-01-01_10-00-00_aaaaaa" / "checkpoints" / "last.ckpt", 1)
+    newer = touch(tmp_path / "2026-01-02_10-00-00_bbbbbb" / "checkpoints" / "last.ckpt", 2)
+    (tmp_path / "2026-01-03_10-00-00_cccccc" / ".hydra").mkdir(parents=True)  # failed before
+    assert runs.newest_run(tmp_path) == newer.parents[1]
+    # A SLURM requeue checkpoint written after last.ckpt is the newer state of that run.
+    hpc = touch(newer.parents[1] / "hpc_ckpt_1.ckpt", 3)
+    assert runs.latest_checkpoint(newer.parents[1]) == hpc
+    assert runs.latest_checkpoint(older.parents[1]) == older
+
+
+def test_only_the_latest_checkpoint_of_an_unfinished_run_continues_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    last = touch(run / "checkpoints" / "last.ckpt", 2)
+    best = touch(run / "checkpoints" / "epoch_000.ckpt", 1)
+    assert runs.unfinished_run(last) == run
+    assert runs.unfinished_run(best) is None  # an older state starts a new run
+    (run / "metrics.json").write_text('{"status": "completed"}')
+    assert runs.unfinished_run(last) is None  # a finished run is never written into again
+    (run / "metrics.json").write_text('{"status": "failed", "error": "x"}')
+    assert runs.unfinished_run(last) == run
+
+
+def start(cwd: Path) -> subprocess.Popen:
+    cwd.mkdir()
+    return subprocess.Popen(
+        [sys.executable, "-m", "fitlab.train", *ARGS],
+        cwd=cwd,
+        env={**cli_env(cwd / "logs"), **ONE_THREAD},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_after_epoch(proc: subprocess.Popen, runs_dir: Path, epoch: int) -> int:
+    """SIGKILL ``proc`` as soon as its last.ckpt holds ``epoch``; the epoch it was killed at."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        for last in runs_dir.glob("*/checkpoints/last.ckpt"):
+            saved = torch.load(last, weights_only=True)["epoch"]  # written atomically
+            if saved >= epoch:
+                proc.kill()
+                proc.wait()
+                return saved
+        time.sleep(0.05)
+    raise AssertionError(f"the run ended (rc={proc.poll()}) before epoch {epoch} was saved")
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path: Path) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    baseline = start(whole)  # both at once: two cores, half the wall time
+    victim = start(killed)
+    epoch = kill_after_epoch(victim, killed / "logs" / "quick" / "runs", epoch=1)
+    assert victim.returncode == -9 and epoch < 3
+    (run,) = run_dirs(killed / "logs", "quick")
+    assert not (run / "metrics.json").exists()
+    assert baseline.wait(timeout=300) == 0
+
+    resumed = run_cli("fitlab.train", *ARGS, "ckpt_path=last", cwd=killed, env=ONE_THREAD)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run_dirs(killed / "logs", "quick") == [run]  # continued in its own folder
+    (reference_run,) = run_dirs(whole / "logs", "quick")
+    expected, got = read_metrics(reference_run), read_metrics(run)
+    assert got["stopped_reason"] == "max_epochs"
+    assert Path(got.pop("best_ckpt_path")).name == Path(expected.pop("best_ckpt_path")).name
+    got.pop("wall_time_s"), expected.pop("wall_time_s")
+    assert got == expected  # every metric, bit for bit
+    # The learning curves carry the epochs from before the kill.
+    curves = "plots/learning_curves.png"
+    assert (run / curves).read_bytes() == (reference_run / curves).read_bytes()
