@@ -57,7 +57,7 @@ PRE_FOLDER = [
     (["data.batch_size=abc"], "data.batch_size=abc is not an integer >= 1"),
     (["model.norm=layer"], "is not one of batch, group, none"),
     (["model.kernel_size=9"], "shrinks its"),
-    (["data=nope"], "data=nope is not an option; use one of digits"),
+    (["data=nope"], "data=nope is not an option; use one of cifar10, digits"),
     (["hydra/launcher=nope"], "hydra/launcher=nope is not an option; use one of basic"),
     (["model.nope=1"], "model.nope is not a config key; check the spelling (the keys of model"),
     (["model.channels=[16,"], "cannot read the override 'model.channels=[16,'"),

@@ -10,11 +10,15 @@ from hydra.utils import instantiate
 from fitlab.config import config_dir
 from fitlab.pipeline import build_parts, build_trainer
 
-GROUPS = ["data", "model", "trainer", "callbacks", "logger", "debug", "experiment"]
+GROUPS = ["data", "resampler", "model", "trainer", "callbacks", "logger", "debug", "experiment"]
 GROUPS += ["hparams_search", "hydra/launcher"]
 # Options that need hardware or processes this machine lacks are composed, not built.
 NEEDS_GPU = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn")}
 NEEDS_GPU |= {("trainer", "multi_node")}
+# Sources that read files are composed here and loaded in test_data_sources, on files it writes.
+NEEDS_FILES = {("data", name) for name in ("mnist", "fashion_mnist", "cifar10", "image_folder")}
+# Resamplers are for imbalanced data (ADASYN refuses balanced digits): build them on digits_lt.
+WITH = {"resampler": ("data=digits_lt",)}
 
 
 def options(group: str) -> list[str]:
@@ -31,10 +35,13 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_config_composes_and_instantiates(compose_cfg, group: str, option: str) -> None:
-    cfg = compose_cfg(f"{group}={option}")
+    cfg = compose_cfg(f"{group}={option}", *WITH.get(group, ()))
     assert cfg.paths.output_dir
     if (group, option) in NEEDS_GPU:
         assert cfg.trainer.accelerator == "gpu"
+        return
+    if (group, option) in NEEDS_FILES:
+        assert cfg.data.source == option
         return
     datamodule, model = build_parts(cfg)
     assert model.hparams.num_classes == datamodule.num_classes

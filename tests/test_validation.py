@@ -44,7 +44,7 @@ BAD = [
     (["model.pool=[max,mean,max]"], "model.pool=[max,mean,max] is not one of max, avg, stride"),
     (["model.activation=swish"], "is not one of relu, leaky_relu, gelu"),
     (["model.class_weights=inverse"], "model.class_weights=inverse is not balanced"),
-    (["data.source=imagenet"], "data.source=imagenet is not digits"),
+    (["data.source=imagenet"], "data.source=imagenet is not one of digits, mnist"),
     (["+trainer.precision=17"], "trainer.precision=17 is not one of"),
     (["callbacks.early_stopping.mode=up"], "callbacks.early_stopping.mode=up is not one of min"),
     (["optimized_metric=acc"], "optimized_metric=acc is not a logged metric"),

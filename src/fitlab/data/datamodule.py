@@ -2,28 +2,39 @@
 
 The DataModule is where the model learns what it is given: input channels, image size, number
 of classes, class names and training counts (``model_kwargs``). Nothing of that is typed twice.
+The order is fixed: load the source, split, make the training split long-tailed
+(``imbalance_ratio``), shape and normalise, then resample the training split only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fitlab.data.distributed import exactly_once_sampler
-from fitlab.data.sources import SOURCES, SourceData
+from fitlab.data.image_folder import FolderImages, StreamedImageDataset
+from fitlab.data.imbalance import long_tail
+from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
+from fitlab.data.sources import SOURCES, SourceData, SourceOptions
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
+from fitlab.data.transforms import Preprocess
 from fitlab.errors import FitlabError
+
+# Images a streamed source decodes to estimate its normalisation statistics.
+STATS_SAMPLE = 2000
 
 
 class ImageDataModule(L.LightningDataModule):
     """Images from ``source``, split into train/val/test with a fixed seed.
 
     Normalisation statistics (per channel mean and std) come from the training split only, so
-    nothing of the validation or test images leaks into training.
+    nothing of the validation or test images leaks into training. ``resampler`` is a
+    ``configs/resampler`` node; it changes the training split only.
     """
 
     def __init__(
@@ -37,6 +48,14 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int | None = None,
         seed: int = 42,
         pin_memory: bool = False,
+        root: str | None = None,
+        download: bool = False,
+        grayscale: bool = False,
+        in_memory: bool | str = "auto",
+        imbalance_ratio: float | None = None,
+        imbalance_order: Sequence[str] | None = None,
+        imbalance_eval: bool = False,
+        resampler: Mapping | None = None,
         on_device: bool = True,
     ) -> None:
         super().__init__()
@@ -53,11 +72,16 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.seed = seed
         self.pin_memory = pin_memory
+        self.options = SourceOptions(root, download, image_size, in_memory)
+        self.preprocess = Preprocess(grayscale, image_size)
+        self.imbalance = (imbalance_ratio, imbalance_order, imbalance_eval)
+        self.resampler = Resampler(resampler)
         self.on_device = on_device
         self.class_names: list[str] = []
-        self.splits: dict[str, TensorImageDataset] = {}
-        self.mean: torch.Tensor | None = None
-        self.std: torch.Tensor | None = None
+        self.splits: dict[str, Dataset] = {}
+        self.resampled: ResampledDataset | None = None  # the training split as a sampler left it
+        self.source_counts: list[int] = []  # training images per class before the long tail
+        self._input_shape: tuple[int, int, int] = (0, 0, 0)
 
     # ----------------------------------------------------------------- what the model is told
     @property
@@ -67,13 +91,47 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images the model receives."""
-        return tuple(self.splits["train"].images.shape[1:])  # type: ignore[return-value]
+        return self._input_shape
+
+    @property
+    def mean(self) -> torch.Tensor | None:
+        """Per-channel mean of the training images, (1, C, 1, 1)."""
+        return self.preprocess.mean
+
+    @property
+    def std(self) -> torch.Tensor | None:
+        return self.preprocess.std
+
+    def _counts(self, labels: torch.Tensor) -> list[int]:
+        return [int(c) for c in torch.bincount(labels, minlength=self.num_classes)]
 
     @property
     def class_counts(self) -> list[int]:
-        """Training images per class, in label order."""
-        counts = torch.bincount(self.splits["train"].labels, minlength=self.num_classes)
-        return [int(c) for c in counts]
+        """Training images per class, in label order, as the split holds them (not resampled).
+
+        ``model.class_weights=balanced`` weighs by these, so a resampler and class weights
+        together correct twice: the imbalance experiment measures that instead of hiding it.
+        """
+        return self._counts(self.splits["train"].labels)
+
+    def split_counts(self) -> dict[str, list[float]]:
+        """Images per class in every split; ``per epoch`` is what one training epoch draws.
+
+        Under ``weighted`` that is the expected number of draws per class.
+        """
+        counts = {"train": self.class_counts}
+        if self.imbalance[0] is not None:
+            counts = {"before long tail": self.source_counts, **counts}
+        if self.resampler.weighted:
+            sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
+            present = sum(c > 0 for c in counts["train"])
+            counts["per epoch"] = [
+                sampler.num_samples / present if c else 0 for c in counts["train"]
+            ]
+        elif self.resampler.resamples_data:
+            counts["per epoch"] = self._counts(self.train_set.labels)
+        return {**counts, "val": self._counts(self.splits["val"].labels),
+                "test": self._counts(self.splits["test"].labels)}  # fmt: skip
 
     def model_kwargs(self) -> dict:
         """Everything the model takes from the data, as plain Python values."""
@@ -89,51 +147,77 @@ class ImageDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:  # called by the pipeline before the Trainer, then again by Lightning
-            return
-        data = SOURCES[self.source]()
-        self.class_names = data.class_names
-        arrays = self._split(data)
-        images = {name: self._resize(torch.as_tensor(x).float()) for name, (x, _) in arrays.items()}
-        train = images["train"]
-        self.mean = train.mean(dim=(0, 2, 3), keepdim=True)
-        self.std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-        for name, (_, y) in arrays.items():
-            normalised = ((images[name] - self.mean) / self.std).contiguous()
-            self.splits[name] = TensorImageDataset(normalised, torch.as_tensor(y).long())
+        # Called by the pipeline before the Trainer, then again by Lightning (on every rank).
+        if not self.splits:
+            data = SOURCES[self.source](self.options)
+            self.class_names = [str(c) for c in data.class_names]
+            arrays = self._split(data)
+            self.splits = {name: self._build(x, y, name) for name, (x, y) in arrays.items()}
+        if stage in (None, "fit") and self.resampler.resamples_data and self.resampled is None:
+            # Resample here, before training and on every rank alike (same random_state).
+            train = self.splits["train"]
+            self.resampled = ResampledDataset(train, train.labels, self.resampler)
 
-    def _split(self, data: SourceData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    @property
+    def train_set(self) -> Dataset:
+        """What training epochs draw from: the resampled split, or the split as it is."""
+        return self.resampled if self.resampled is not None else self.splits["train"]
+
+    def _split(self, data: SourceData) -> dict[str, tuple]:
         test_fraction = 0.0 if data.test is not None else self.test_fraction
         train_idx, val_idx, test_idx = stratified_split(
             data.labels, self.val_fraction, test_fraction, self.seed
         )
         x, y = data.images, data.labels
         test = data.test if data.test is not None else (x[test_idx], y[test_idx])
-        return {
+        splits = {
             "train": (x[train_idx], y[train_idx]),
             "val": (x[val_idx], y[val_idx]),
             "test": test,
         }
+        self.source_counts = [int(c) for c in np.bincount(y[train_idx], minlength=self.num_classes)]
+        ratio, order, on_eval = self.imbalance
+        if ratio is not None:
+            for name in ("train", "val", "test") if on_eval else ("train",):
+                x, y = splits[name]
+                keep = long_tail(y, self.class_names, ratio, order, self.seed)
+                splits[name] = (x[keep], y[keep])
+        return splits
 
-    def _resize(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.image_size or tuple(images.shape[-2:]) == (self.image_size,) * 2:
-            return images
-        size = (self.image_size, self.image_size)
-        return F.interpolate(images, size=size, mode="bilinear", antialias=True)
+    def _build(self, x, y: np.ndarray, split: str) -> Dataset:
+        """Training statistics first: ``_split`` lists train before val and test."""
+        labels = torch.as_tensor(y).long()
+        if isinstance(x, FolderImages):  # streams from disk: statistics from a sample
+            if split == "train":
+                rng = np.random.default_rng(self.seed)
+                sample = rng.permutation(len(x))[:STATS_SAMPLE]
+                pixels = np.stack([x.read(i) for i in sample])
+                self.preprocess.fit(self.preprocess.shape(torch.as_tensor(pixels).float()))
+                self._input_shape = (int(self.preprocess.mean.shape[1]), *x.size)
+            return StreamedImageDataset(x, labels, self.preprocess)
+        images = self.preprocess.shape(torch.as_tensor(x).float())
+        if split == "train":
+            self.preprocess.fit(images)
+            self._input_shape = tuple(images.shape[1:])
+        return TensorImageDataset(self.preprocess.normalise_(images).contiguous(), labels)
 
     # ------------------------------------------------------------------------ dataloaders
-    def _dataset(self, split: str) -> TensorImageDataset:
-        """The split, moved once to the training GPU when ``on_device`` (no host copies then)."""
-        dataset = self.splits[split]
+    def _dataset(self, split: str) -> Dataset:
+        """The split (training: as resampled), moved once to the training GPU when ``on_device``.
+
+        Only in-memory tensors move; a resampled training set stays on the host, where its
+        draws index the split's pixels with numpy, and so does a tree streamed from disk.
+        """
+        dataset = self.train_set if split == "train" else self.splits[split]
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         on_gpu = self.on_device and device is not None and device.type == "cuda"
-        if on_gpu and dataset.labels.device != device:
+        if on_gpu and isinstance(dataset, TensorImageDataset) and dataset.labels.device != device:
             dataset = self.splits[split] = dataset.to(device)
         return dataset
 
-    def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
         dataset = self._dataset(split)
-        on_host = dataset.labels.device.type == "cpu"
+        on_host = not isinstance(dataset, TensorImageDataset) or dataset.labels.device.type == "cpu"
         workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
         return DataLoader(
             dataset,
@@ -141,9 +225,10 @@ class ImageDataModule(L.LightningDataModule):
             shuffle=shuffle,
             sampler=sampler,
             num_workers=workers,
-            collate_fn=collate_batch,
+            collate_fn=collate_batch,  # every data set here hands out whole batches
             pin_memory=self.pin_memory and on_host,
-            persistent_workers=workers > 0,
+            # Workers must be forked again after a redraw to see the new sample.
+            persistent_workers=workers > 0 and not isinstance(sampler, RedrawSampler),
         )
 
     def evaluation_batches(self, split: str, max_samples: int | None = None):
@@ -161,6 +246,12 @@ class ImageDataModule(L.LightningDataModule):
             yield dataset.__getitems__(chunk.tolist())
 
     def train_dataloader(self) -> DataLoader:
+        if self.resampler.weighted:
+            sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
+            return self._loader("train", shuffle=False, sampler=sampler)
+        if self.resampler.redraw:
+            sampler = RedrawSampler(self.train_set, int(self.resampler.random_state))
+            return self._loader("train", shuffle=False, sampler=sampler)
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -17,6 +17,7 @@ from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
     MulticlassF1Score,
+    MulticlassPrecision,
     MulticlassRecall,
 )
 
@@ -32,6 +33,11 @@ def balanced_class_weights(class_counts: Sequence[int]) -> torch.Tensor:
     """scikit-learn's ``balanced`` weights: n_samples / (n_classes * count_c)."""
     counts = torch.as_tensor(class_counts, dtype=torch.float32)
     return counts.sum() / (len(counts) * counts.clamp_min(1))
+
+
+def metric_key(class_name: str) -> str:
+    """A class name as it appears in metric names: TensorBoard reads '/' as a folder."""
+    return str(class_name).replace("/", "_")
 
 
 def stage_metrics(num_classes: int, stage: str) -> MetricCollection:
@@ -112,6 +118,14 @@ class Classifier(L.LightningModule):
         # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
         self.accumulation = ExactAccumulation()
 
+        # Per class at test end: under imbalance the averages hide what happens to rare classes.
+        self.test_per_class = MetricCollection(
+            {
+                "recall": MulticlassRecall(num_classes, average=None),
+                "precision": MulticlassPrecision(num_classes, average=None),
+            }
+        )
+
     def setup(self, stage: str) -> None:
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
         # it rarely helps, so ``auto`` turns it on for CUDA devices only.
@@ -191,6 +205,8 @@ class Classifier(L.LightningModule):
         logits = self(x)
         getattr(self, f"{stage}_loss").update(self.data_loss(logits, y), len(y))
         getattr(self, f"{stage}_metrics").update(logits, y)
+        if stage == "test":
+            self.test_per_class.update(logits, y)
         return {"probs": logits.softmax(dim=1), "target": y}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -240,7 +256,12 @@ class Classifier(L.LightningModule):
         self.log_dict(values, prog_bar=False)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self._epoch_values("test"))
+        values = self._epoch_values("test")
+        for name, per_class in self.test_per_class.compute().items():
+            for class_name, value in zip(self.class_names, per_class, strict=True):
+                values[f"test/{name}/{metric_key(class_name)}"] = value
+        self.test_per_class.reset()
+        self.log_dict(values)
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

@@ -13,6 +13,7 @@ import torch
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 
+from fitlab.data.resampling import FITLAB_KEYS
 from fitlab.data.roots import check_image_root
 from fitlab.data.sources import IMAGE_SIZES
 from fitlab.data.split import check_fractions
@@ -94,8 +95,9 @@ def _check_target(node: DictConfig, where: str) -> None:
         return
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
+    own = FITLAB_KEYS if where == "resampler" else ()  # read by fitlab, not passed on
     for key in node:
-        if not str(key).startswith("_") and key not in params:
+        if not str(key).startswith("_") and key not in params and key not in own:
             valid = [p for p in params if p not in ("self", "params", "optimizer")]
             raise FitlabError(
                 f"{where}.{key} is not an argument of {target}",
@@ -124,5 +126,7 @@ def check_model_fits_image(cfg: DictConfig) -> None:
 
 def check_data_root(cfg: DictConfig) -> None:
     present, root = lookup(cfg, "data.root")
-    if present and root is not None and not cfg.data.get("download", False):
+    # Sources that can download (mnist, cifar10, ...) check their own files when they load,
+    # naming the folder they expect and data.download; image trees are checked here.
+    if present and root is not None and "download" not in cfg.data:
         check_image_root(Path(root))

@@ -105,6 +105,7 @@ RULES = (
     Rule("data.grayscale", BOOLEAN),
     Rule("data.download", BOOLEAN),
     Rule("data.imbalance_ratio", number(1), null=True),
+    Rule("data.imbalance_eval", BOOLEAN),
     Rule("data.num_folds", integer(2), null=True),
     Rule("data.fold", integer(0), null=True),
     Rule("model.kernel_size", integer(1), blocks=True),
