@@ -79,3 +79,23 @@ def test_image_size_resizes_every_split() -> None:
     dm.setup("fit")
     assert dm.input_shape == (1, 16, 16)
     assert dm.splits["test"].images.shape[1:] == (1, 16, 16)
+
+
+def test_folds_partition_train_and_val_and_leave_the_test_split_alone() -> None:
+    labels = np.repeat(np.arange(4), [60, 40, 30, 20])
+    plain_test = stratified_split(labels, 0.1, 0.2, seed=5)[2]
+    parts = [stratified_split(labels, 0.1, 0.2, 5, num_folds=3, fold=i) for i in range(3)]
+    for train, val, test in parts:
+        assert np.array_equal(test, plain_test)  # the same test split as without folds
+        assert len(np.intersect1d(train, val)) == 0
+        assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(150))
+        share = np.bincount(labels[val], minlength=4) / len(val)
+        assert np.abs(share - np.bincount(labels) / 150).max() < 0.05
+    vals = np.concatenate([val for _, val, _ in parts])
+    assert len(vals) == len(np.unique(vals)) == 150 - len(plain_test)  # each image validates once
+
+
+def test_too_many_folds_for_the_smallest_class_is_a_user_error() -> None:
+    labels = np.repeat(np.arange(2), [50, 3])
+    with pytest.raises(FitlabError, match="num_folds"):
+        stratified_split(labels, 0.0, 0.0, seed=0, num_folds=5, fold=0)

@@ -45,6 +45,8 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: int = 0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        num_folds: int | None = None,
+        fold: int | None = None,
         image_size: int | None = None,
         seed: int = 42,
         pin_memory: bool = False,
@@ -68,6 +70,7 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.num_workers = num_workers
         self.val_fraction = val_fraction
+        self.folds = (num_folds, fold)
         self.test_fraction = test_fraction
         self.image_size = image_size
         self.seed = seed
@@ -166,7 +169,7 @@ class ImageDataModule(L.LightningDataModule):
     def _split(self, data: SourceData) -> dict[str, tuple]:
         test_fraction = 0.0 if data.test is not None else self.test_fraction
         train_idx, val_idx, test_idx = stratified_split(
-            data.labels, self.val_fraction, test_fraction, self.seed
+            data.labels, self.val_fraction, test_fraction, self.seed, *self.folds
         )
         x, y = data.images, data.labels
         test = data.test if data.test is not None else (x[test_idx], y[test_idx])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fitlab.errors import FitlabError
 
@@ -19,13 +19,22 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
 
 
 def stratified_split(
-    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+    labels: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    num_folds: int | None = None,
+    fold: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of (train, val, test), each class in the same proportion in every part.
 
     ``val_fraction`` and ``test_fraction`` are shares of the whole set; ``test_fraction=0``
-    means the source brings its own test split.
+    means the source brings its own test split. With ``num_folds=k``, the images outside the
+    test split are cut into k stratified folds: fold ``fold`` validates, the others train
+    (cross-validation; ``val_fraction`` is not used then, and the test split never moves).
     """
+    if num_folds:
+        return _fold_split(labels, test_fraction, seed, num_folds, fold or 0)
     check_fractions(val_fraction, test_fraction)
     index = np.arange(len(labels))
     test_idx = np.array([], dtype=np.int64)
@@ -54,3 +63,20 @@ def _carve(
             f"{len(np.unique(labels))} classes ({exc})",
             "choose fractions that leave each split at least one image per class",
         ) from exc
+
+
+def _fold_split(
+    labels: np.ndarray, test_fraction: float, seed: int, num_folds: int, fold: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # The test split is carved exactly as without folds, so every fold is tested on it.
+    rest, _, test_idx = stratified_split(labels, 0.0, test_fraction, seed)
+    smallest = int(np.bincount(labels[rest]).min(initial=0)) if len(rest) else 0
+    if smallest < num_folds:  # a fold would miss that class (scikit-learn only warns)
+        raise FitlabError(
+            f"data.num_folds={num_folds} is more than the smallest class has images outside "
+            f"the test split ({smallest})",
+            "use fewer folds",
+        )
+    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    train, val = list(folds.split(rest, labels[rest]))[fold]
+    return np.sort(rest[train]), np.sort(rest[val]), test_idx
