@@ -70,7 +70,8 @@ def _fold_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # The test split is carved exactly as without folds, so every fold is tested on it.
     rest, _, test_idx = stratified_split(labels, 0.0, test_fraction, seed)
-    smallest = int(np.bincount(labels[rest]).min(initial=0)) if len(rest) else 0
+    counts = np.bincount(labels[rest], minlength=int(labels.max()) + 1)
+    smallest = int(counts[np.unique(labels)].min())
     if smallest < num_folds:  # a fold would miss that class (scikit-learn only warns)
         raise FitlabError(
             f"data.num_folds={num_folds} is more than the smallest class has images outside "
