@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -38,7 +39,7 @@ class Study:
     question: str
     command: str
     report: Callable[[Path, list[Run]], list[str]]
-    extra: list[str] | None = None  # more commands run before `command`, shown with it
+    prepare: str | None = None  # a command run before `command` (shown with it)
 
 
 def newest_output(log_dir: Path, task: str) -> Path | None:
@@ -299,10 +300,12 @@ STUDIES = [
 
 
 def run_study(study: Study, log_dir: Path) -> None:
-    env_cmd = [sys.executable, "-m", "fitlab.train", *study.command.split()[1:]]
+    env = {**os.environ, "FITLAB_LOG_DIR": str(log_dir)}
+    if study.prepare:
+        subprocess.run([sys.executable, *study.prepare.split()[1:]], check=True, cwd=REPO)
     print(f"== {study.name}: {study.command}", flush=True)
-    subprocess.run(env_cmd, check=True, cwd=REPO, env={**__import__("os").environ,
-                   "FITLAB_LOG_DIR": str(log_dir)})  # fmt: skip
+    command = [sys.executable, "-m", "fitlab.train", *study.command.split()[1:]]
+    subprocess.run(command, check=True, cwd=REPO, env=env)
 
 
 def write_doc(studies: list[Study], log_dir: Path) -> Path:
@@ -316,7 +319,8 @@ def write_doc(studies: list[Study], log_dir: Path) -> Path:
     ]
     for study in studies:
         out = newest_output(log_dir, study.name)
-        lines += [f"## {study.name}", "", study.question, "", f"```bash\n{study.command}\n```", ""]
+        commands = "\n".join(c for c in (study.prepare, study.command) if c)
+        lines += [f"## {study.name}", "", study.question, "", f"```bash\n{commands}\n```", ""]
         lines += study.report(out, find_runs(out)) if out else ["Not run yet."]
         lines += [""]
     path = DOCS / "studies.md"
