@@ -99,3 +99,18 @@ def test_too_many_folds_for_the_smallest_class_is_a_user_error() -> None:
     labels = np.repeat(np.arange(2), [50, 3])
     with pytest.raises(FitlabError, match="num_folds"):
         stratified_split(labels, 0.0, 0.0, seed=0, num_folds=5, fold=0)
+
+
+def test_random_shift_moves_each_image_by_whole_pixels_within_the_limit() -> None:
+    from fitlab.data.transforms import random_shift
+
+    images = torch.zeros(64, 2, 7, 7)
+    images[:, :, 3, 3] = 1.0  # one bright pixel in the middle of both channels
+    shifted = random_shift(images, 2, generator=torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape
+    positions = shifted[:, 0].flatten(1).argmax(1)
+    rows, cols = positions // 7, positions % 7
+    assert ((rows - 3).abs() <= 2).all() and ((cols - 3).abs() <= 2).all()
+    assert len(set(positions.tolist())) > 10  # each image has its own offset
+    assert torch.equal(shifted[:, 0], shifted[:, 1])  # the same shift for every channel
+    assert shifted.sum() == images.sum()  # the pixel moved, nothing was smeared

@@ -22,7 +22,7 @@ from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
 from fitlab.data.sources import SOURCES, SourceData, SourceOptions
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
-from fitlab.data.transforms import Preprocess
+from fitlab.data.transforms import Preprocess, random_shift
 from fitlab.errors import FitlabError
 
 # Images a streamed source decodes to estimate its normalisation statistics.
@@ -59,6 +59,7 @@ class ImageDataModule(L.LightningDataModule):
         imbalance_eval: bool = False,
         resampler: Mapping | None = None,
         on_device: bool = True,
+        augment_shift: int = 0,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -80,6 +81,7 @@ class ImageDataModule(L.LightningDataModule):
         self.imbalance = (imbalance_ratio, imbalance_order, imbalance_eval)
         self.resampler = Resampler(resampler)
         self.on_device = on_device
+        self.augment_shift = augment_shift
         self.class_names: list[str] = []
         self.splits: dict[str, Dataset] = {}
         self.resampled: ResampledDataset | None = None  # the training split as a sampler left it
@@ -149,6 +151,13 @@ class ImageDataModule(L.LightningDataModule):
         }
 
     # ----------------------------------------------------------------------------- set-up
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Augment training batches on their device: random shifts of up to augment_shift px."""
+        if self.augment_shift and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            batch = (random_shift(x, self.augment_shift), y)
+        return batch
+
     def setup(self, stage: str | None = None) -> None:
         # Called by the pipeline before the Trainer, then again by Lightning (on every rank).
         if not self.splits:

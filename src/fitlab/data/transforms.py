@@ -46,3 +46,19 @@ class Preprocess:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         shaped = self.shape(images)
         return self.normalise_(shaped if shaped is not images else images.clone())
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator=None) -> torch.Tensor:
+    """Shift each image of a batch (N, C, H, W) by its own random whole-pixel offset in
+    [-max_shift, max_shift] along both axes, repeating the border pixels.
+
+    Batch-level augmentation: one gather on the batch's device, no per-sample Python.
+    """
+    n, _, height, width = images.shape
+    device = images.device
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, n, 1), device=device, generator=generator)
+    rows = (torch.arange(height, device=device) - dy).clamp_(0, height - 1)  # (N, H)
+    cols = (torch.arange(width, device=device) - dx).clamp_(0, width - 1)  # (N, W)
+    batch = torch.arange(n, device=device)[:, None, None]
+    shifted = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return shifted.permute(0, 3, 1, 2).contiguous()
