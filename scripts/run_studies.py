@@ -293,7 +293,7 @@ STUDIES = [
     Study(
         "imbalance",
         "Imbalanced data: resampling and class weights on long-tailed digits.",
-        "fitlab-train experiment=imbalance",
+        "fitlab-train -m experiment=imbalance",
         report_imbalance,
     ),
 ]
