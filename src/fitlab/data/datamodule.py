@@ -153,7 +153,9 @@ class ImageDataModule(L.LightningDataModule):
     # ----------------------------------------------------------------------------- set-up
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Augment training batches on their device: random shifts of up to augment_shift px."""
-        if self.augment_shift and self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        # Lightning also sends the model summary's example input (a lone tensor) through here.
+        if self.augment_shift and training and isinstance(batch, tuple | list):
             x, y = batch
             batch = (random_shift(x, self.augment_shift), y)
         return batch
