@@ -114,3 +114,33 @@ def test_random_shift_moves_each_image_by_whole_pixels_within_the_limit() -> Non
     assert len(set(positions.tolist())) > 10  # each image has its own offset
     assert torch.equal(shifted[:, 0], shifted[:, 1])  # the same shift for every channel
     assert shifted.sum() == images.sum()  # the pixel moved, nothing was smeared
+
+
+def test_augmentation_shifts_training_batches_only() -> None:
+    from functools import partial
+
+    import lightning as L
+
+    from fitlab.models import Classifier
+
+    seen: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen["train"].append(batch[0])
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args):
+            seen["val"].append(batch[0])
+
+    dm = ImageDataModule(batch_size=1500, augment_shift=1)
+    model = Classifier(
+        **dm.model_kwargs(), channels=[4], optimizer=partial(torch.optim.SGD, lr=0.1)
+    )
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[Spy()],
+                        enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(model, datamodule=dm)  # the model summary's example input passes too
+    (train,), (val,) = seen["train"], seen["val"]
+    assert train.shape == dm.splits["train"].images.shape
+    # shuffled and shifted: as a multiset of pixel values the batch is no longer the split
+    assert not torch.equal(train.sort(0).values, dm.splits["train"].images.sort(0).values)
+    assert torch.equal(val, dm.splits["val"].images)
