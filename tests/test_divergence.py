@@ -63,3 +63,21 @@ def test_diverging_before_any_checkpoint_returns_the_worst_value(tmp_path, caplo
     assert not list(out.glob("checkpoints/*.ckpt"))
     assert "test/acc" not in metrics  # the diverged weights are not tested
     assert value == -math.inf  # val/acc is maximised: ranked below every finite run
+
+
+def test_deferred_check_names_the_first_bad_step() -> None:
+    """With checks every 4 steps (as on a GPU), the first non-finite step is still the one named."""
+    from types import SimpleNamespace
+
+    from fitlab.callbacks.divergence import NonFiniteLoss, StopOnNonFiniteLoss
+
+    stop = StopOnNonFiniteLoss(check_every_n_steps=4)
+    strategy = SimpleNamespace(reduce_boolean_decision=lambda value, all: value)
+    trainer = SimpleNamespace(global_step=0, current_epoch=0, world_size=1, strategy=strategy)
+    losses = [1.0, 0.5, float("nan"), 0.2, float("inf"), 0.1]
+    with pytest.raises(NonFiniteLoss) as info:
+        for step, loss in enumerate(losses):
+            trainer.global_step = step
+            stop.on_before_backward(trainer, None, torch.tensor(loss))
+    assert info.value.step == 2  # not 3, where the check ran, nor 4
+    assert "the loss is nan at step 2" in str(info.value)
