@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
 
+from conftest import REPO
 from fitlab.config import config_dir
 from fitlab.pipeline import build_parts, build_trainer
 
@@ -25,6 +27,14 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
+def write_color_digits(root):
+    spec = importlib.util.spec_from_file_location("colors", REPO / "scripts/make_color_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write(root)
+    return root
+
+
 CASES = [(group, option) for group in GROUPS for option in options(group)]
 
 
@@ -34,8 +44,11 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_config_composes_and_instantiates(compose_cfg, group: str, option: str) -> None:
-    cfg = compose_cfg(f"{group}={option}", *WITH.get(group, ()))
+def test_config_composes_and_instantiates(compose_cfg, tmp_path, group: str, option: str) -> None:
+    extra = WITH.get(group, ())
+    if (group, option) == ("experiment", "rgb_vs_gray"):  # its image folder, as the study writes it
+        extra = (f"data.root={write_color_digits(tmp_path / 'color_digits')}",)
+    cfg = compose_cfg(f"{group}={option}", *extra)
     assert cfg.paths.output_dir
     if (group, option) in NEEDS_GPU:
         assert cfg.trainer.accelerator == "gpu"
