@@ -300,6 +300,14 @@ STUDIES = [
         report_cross_validation,
     ),
     Study(
+        "rgb_vs_gray",
+        "RGB vs grayscale: what does dropping colour lose? Digits 0-4 in a red and a green of "
+        "equal luma, 10 classes.",
+        "fitlab-train experiment=rgb_vs_gray",
+        report_columns(["test/acc", "test/balanced_acc"]),
+        prepare="python scripts/make_color_digits.py data/color_digits",
+    ),
+    Study(
         "imbalance",
         "Imbalanced data: resampling and class weights on long-tailed digits.",
         "fitlab-train -m experiment=imbalance",
