@@ -42,6 +42,10 @@ HEADLINE = (
 )
 
 
+# Swept keys whose runs are repetitions of one setting: mean +- std is taken over them.
+POOLED = ("seed", "data.fold")
+
+
 @dataclass
 class Run:
     path: str  # relative to DIR
@@ -111,12 +115,13 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
     console = console or Console()
     runs = find_runs(root)
     swept = swept_keys(runs)
-    by = [k for k in swept if k != "seed"]
+    pooled = [k for k in swept if k in POOLED]
+    by = [k for k in swept if k not in POOLED]
     for run in runs:  # the runs a bar of summary.png averages: same values but the seed
         if by:
             run.group = tuple(f"{k}={run.overrides.get(k, '')}" for k in by)
         else:
-            run.group = ("all runs",) if "seed" in swept else (run.path,)
+            run.group = ("all runs",) if pooled else (run.path,)
     metric = next((r.optimized_metric for r in runs if r.optimized_metric), None)
     shown = [m for m in (metric, *HEADLINE) if m and any(m in r.metrics for r in runs)]
 
@@ -157,10 +162,11 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
     lines += _markdown_table(header, rows)
 
     groups = _groups(runs, metric)
-    if metric and "seed" in swept:
-        lines += ["", f"## {metric}: mean +- std over seeds", ""]
+    if metric and pooled:
+        over = " and ".join("seeds" if k == "seed" else "folds" for k in pooled)
+        lines += ["", f"## {metric}: mean +- std over {over}", ""]
         lines += _markdown_table(
-            [*(by or ["runs"]), "seeds", metric],
+            [*(by or ["runs"]), over, metric],
             [
                 [*(v.split("=", 1)[-1] for v in g), str(len(v)), _mean_std(v)]
                 for g, v in groups.items()
@@ -168,7 +174,7 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
         )
     (root / "summary.md").write_text("\n".join(lines) + "\n")
     if metric and groups:
-        _plot(groups, metric, "seed" in swept, by, root / "summary.png")
+        _plot(groups, metric, bool(pooled), by, root / "summary.png")
     console.print(f"fitlab: wrote {root / 'summary.csv'}, summary.md, summary.png")
     return runs
 
@@ -208,7 +214,7 @@ def _plot(groups: dict, metric: str, over_seeds: bool, by: list[str], path: Path
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)
     grouping = f"by {', '.join(by)}" if by else ("over all runs" if over_seeds else "per run")
-    spread = ", mean ± std over seeds" if over_seeds else ""
+    spread = ", mean ± std over repeats (seeds or folds)" if over_seeds else ""
     ax.set_title(f"{metric} {grouping}{spread}", fontsize="medium")
     fig.savefig(path, dpi=110)
 
