@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -87,3 +88,12 @@ def call_entry(entry: Callable[[], Any], argv: Sequence[str], cwd: Path, monkeyp
     monkeypatch.setattr(sys, "argv", [entry.__module__, *argv])
     with logging_kept():
         return entry()
+
+
+def write_color_digits(root: Path) -> Path:
+    """The rgb_vs_gray study's image folder, written by the study's own script."""
+    spec = importlib.util.spec_from_file_location("colors", REPO / "scripts/make_color_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write(root)
+    return root

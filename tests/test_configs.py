@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
 
-from conftest import REPO
+from conftest import write_color_digits
 from fitlab.config import config_dir
 from fitlab.pipeline import build_parts, build_trainer
 
@@ -25,14 +24,6 @@ WITH = {"resampler": ("data=digits_lt",)}
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-
-
-def write_color_digits(root):
-    spec = importlib.util.spec_from_file_location("colors", REPO / "scripts/make_color_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write(root)
-    return root
 
 
 CASES = [(group, option) for group in GROUPS for option in options(group)]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_color_digits
 from fitlab.config import config_dir
 from fitlab.data.roots import check_image_root
 from fitlab.errors import FitlabError
@@ -85,9 +86,13 @@ ON_CPU = {"trainer=ddp", "trainer=ddp_spawn", "trainer=multi_node"}
 
 
 @pytest.mark.parametrize("option", GOOD_OPTIONS)
-def test_every_shipped_config_passes(compose_cfg, option) -> None:
-    cpu = option in ON_CPU and not torch.cuda.is_available()
-    check_config(compose_cfg(option, *(["trainer.accelerator=cpu", "trainer.devices=2"] * cpu)))
+def test_every_shipped_config_passes(compose_cfg, tmp_path, option) -> None:
+    extra = ["trainer.accelerator=cpu", "trainer.devices=2"] * (
+        option in ON_CPU and not torch.cuda.is_available()
+    )
+    if option == "experiment=rgb_vs_gray":  # its image folder, as the study writes it
+        extra.append(f"data.root={write_color_digits(tmp_path / 'color_digits')}")
+    check_config(compose_cfg(option, *extra))
 
 
 def test_good_values_at_the_edges_pass(compose_cfg) -> None:
