@@ -168,12 +168,8 @@ class Classifier(L.LightningModule):
         )
         # Each image counts with its class weight (1 without class weights); the loss is the
         # weighted mean, what cross_entropy's default reduction gives.
-        weight = (
-            self.class_weight[y].sum()
-            if self.class_weight is not None
-            else losses.new_tensor(len(y))
-        )
-        loss = losses.sum() / weight
+        weight = self.class_weight[y].sum() if self.class_weight is not None else None
+        loss = losses.sum() / weight if weight is not None else losses.mean()
         penalty = losses.new_zeros(())
         for name, term in self.penalties().items():
             self.penalty_means[name].update(term.detach())
@@ -190,6 +186,8 @@ class Classifier(L.LightningModule):
             # hot path skips the bookkeeping (and, under DDP, a collective per step).
             return loss + penalty
         first = batch_idx % steps == 0
+        if weight is None:  # only the accumulated path needs the count as a tensor
+            weight = losses.new_tensor(len(y))
         return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
