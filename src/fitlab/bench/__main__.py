@@ -1,0 +1,3 @@
+from fitlab.bench.cli import main
+
+main()

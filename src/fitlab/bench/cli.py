@@ -1,0 +1,261 @@
+"""``fitlab-bench``: measure, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from fitlab.bench.plain import PlainLoop
+from fitlab.bench.timing import PairedEpochTimer
+from fitlab.config import compose_config
+from fitlab.data.tensors import TensorImageDataset
+from fitlab.pipeline import build_parts, build_trainer
+
+# The Lightning floor: the same Classifier and Trainer, without fitlab's callbacks and logger.
+FLOOR = [
+    "callbacks=none",
+    "logger=none",
+    "++trainer.enable_progress_bar=false",
+    "++trainer.enable_model_summary=false",
+    "++trainer.enable_checkpointing=false",
+]
+
+
+def overrides_for(args: argparse.Namespace) -> list[str]:
+    channels = ",".join(str(c) for c in args.channels)
+    return [
+        f"trainer.accelerator={args.device}",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.min_epochs={args.epochs}",
+        "++trainer.num_sanity_val_steps=0",
+        f"data.batch_size={args.batch_size}",
+        f"data.image_size={args.image_size or 'null'}",
+        f"model.channels=[{channels}]",
+        f"seed={args.seed}",
+        f"++trainer.precision={args.precision}",
+        f"model.compile={str(args.compile).lower()}",
+    ]
+
+
+def fit_paired(args: argparse.Namespace, overrides: list[str], output_dir: Path) -> dict:
+    """Train through fitlab with ``overrides``, each epoch paired with a plain epoch."""
+    cfg = compose_config(overrides_for(args) + overrides, output_dir=output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model = build_parts(cfg)
+    if args.train_copies > 1:  # a larger set from the same real images, for GPU-sized work
+        train = datamodule.splits["train"]
+        datamodule.splits["train"] = TensorImageDataset(
+            train.images.repeat(args.train_copies, 1, 1, 1), train.labels.repeat(args.train_copies)
+        )
+    trainer = build_trainer(cfg)
+    device = trainer.strategy.root_device
+    timer = PairedEpochTimer(PlainLoop(cfg, datamodule, device, args.precision))
+    trainer.callbacks.insert(0, timer)
+    trainer.fit(model, datamodule=datamodule)
+    return {
+        "timer": timer,
+        "device": device,
+        "samples": len(datamodule.splits["train"]),
+        "image_size": datamodule.input_shape[1],
+        "final_train_loss": float(trainer.callback_metrics["train/loss"]),
+    }
+
+
+def steady(values: list[float], warmup: int) -> list[float]:
+    return values[warmup:] or values
+
+
+def paired_ratios(numerators: list[float], denominators: list[float], warmup: int) -> list[float]:
+    pairs = zip(steady(numerators, warmup), steady(denominators, warmup), strict=True)
+    return [n / d for n, d in pairs]
+
+
+def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, Any]:
+    """A real ``fitlab-train`` process: start-up to its first step, and its whole wall time."""
+    probe = workdir / "first_step.txt"
+    command = [
+        sys.executable, "-m", "fitlab.train", *run_overrides,
+        "+callbacks.first_step._target_=fitlab.bench.timing.FirstStepProbe",
+        f"+callbacks.first_step.path={probe}",
+    ]  # fmt: skip
+    env = {**os.environ, "FITLAB_LOG_DIR": str(workdir / "logs")}
+    launched = time.time()
+    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    finished = time.time()
+    (metrics,) = (workdir / "logs").glob("*/runs/*/metrics.json")
+    # How much of the start-up is importing fitlab.train (and Lightning, torch, torchmetrics).
+    imported = time.time()
+    subprocess.run([sys.executable, "-c", "import fitlab.train"], env=env, check=True)
+    return {
+        "startup_s": float(probe.read_text()) - launched,
+        "import_s": time.time() - imported,
+        "default_run_wall_s": finished - launched,
+        "default_run_metrics": json.loads(metrics.read_text()),
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    warmup = args.warmup_epochs
+    with tempfile.TemporaryDirectory(prefix="fitlab-bench-") as tmp:
+        workdir = Path(tmp)
+        # The same number of epochs in every path: no early stop.
+        fitlab = fit_paired(args, ["callbacks.early_stopping.patience=1000000"], workdir / "fitlab")
+        floor = fit_paired(args, FLOOR, workdir / "floor") if not args.skip_floor else None
+        default_run = {} if args.skip_run else run_default_training(args.run_overrides, workdir)
+
+    timer, device, samples = fitlab["timer"], fitlab["device"], fitlab["samples"]
+    train_ratios = paired_ratios(timer.plain_train_s, timer.train_s, warmup)
+    val_ratios = paired_ratios(timer.val_s, timer.plain_val_s, warmup)
+    result = {
+        "method": "paired: each fitlab epoch followed by a plain epoch; medians over the "
+        "epochs after the warm-up",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "compile": args.compile,
+        "image_size": fitlab["image_size"],
+        "channels": list(args.channels),
+        "epochs": args.epochs,
+        "warmup_epochs": warmup,
+        "train_samples_per_epoch": samples,
+        "fitlab_samples_per_s": samples / statistics.median(steady(timer.train_s, warmup)),
+        "plain_samples_per_s": samples / statistics.median(steady(timer.plain_train_s, warmup)),
+        "train_throughput_ratio": statistics.median(train_ratios),
+        "train_ratio_per_epoch": train_ratios,
+        "fitlab_val_s_per_epoch": statistics.median(steady(timer.val_s, warmup)),
+        "plain_val_s_per_epoch": statistics.median(steady(timer.plain_val_s, warmup)),
+        "val_time_ratio": statistics.median(val_ratios),
+        "val_ratio_per_epoch": val_ratios,
+        "fitlab_val_end_s_per_epoch": statistics.median(steady(timer.val_end_s, warmup)),
+        "fitlab_val_plots_s_per_epoch": sum(timer.plots_s) / len(timer.plots_s),
+        "fitlab_final_train_loss": fitlab["final_train_loss"],
+        "plain_final_train_loss": timer.plain.final_train_loss,
+        "fitlab_labels_seen": timer.label_counts.tolist(),
+        "plain_labels_seen": timer.plain.label_counts.tolist(),
+        "peak_memory_mb": peak_memory_mb(device),
+        "startup_s": default_run.get("startup_s"),
+        "import_s": default_run.get("import_s"),
+        "default_run_wall_s": default_run.get("default_run_wall_s"),
+        "default_run_metrics": default_run.get("default_run_metrics"),
+        "default_run_overrides": args.run_overrides,
+    }
+    if floor is not None:
+        floor_timer = floor["timer"]
+        result["lightning_floor_ratio"] = statistics.median(
+            paired_ratios(floor_timer.plain_train_s, floor_timer.train_s, warmup)
+        )
+        result["lightning_floor_val_time_ratio"] = statistics.median(
+            paired_ratios(floor_timer.val_s, floor_timer.plain_val_s, warmup)
+        )
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"fitlab-bench on {result['device']} (batch {result['batch_size']})")
+    for column in ("", "fitlab", "plain PyTorch", "fitlab / plain", "Lightning floor / plain"):
+        table.add_column(column, justify="right")
+    low, high = min(result["train_ratio_per_epoch"]), max(result["train_ratio_per_epoch"])
+    table.add_row(
+        "train samples/s",
+        f"{result['fitlab_samples_per_s']:,.0f}",
+        f"{result['plain_samples_per_s']:,.0f}",
+        f"{result['train_throughput_ratio']:.3f} ({low:.2f}-{high:.2f})",
+        f"{result['lightning_floor_ratio']:.3f}" if "lightning_floor_ratio" in result else "",
+    )
+    table.add_row(
+        "validation s/epoch",
+        f"{result['fitlab_val_s_per_epoch']:.4f}",
+        f"{result['plain_val_s_per_epoch']:.4f}",
+        f"{result['val_time_ratio']:.3f}",
+        f"{result['lightning_floor_val_time_ratio']:.3f}"
+        if "lightning_floor_val_time_ratio" in result
+        else "",
+    )
+    table.add_row(
+        "early stop + checkpoint s/ep.", f"{result['fitlab_val_end_s_per_epoch']:.4f}", "", "", ""
+    )
+    table.add_row(
+        "plots s/epoch (every 10th)", f"{result['fitlab_val_plots_s_per_epoch']:.4f}", "", "", ""
+    )
+    table.add_row(
+        "final train loss",
+        f"{result['fitlab_final_train_loss']:.4f}",
+        f"{result['plain_final_train_loss']:.4f}",
+        "",
+        "",
+    )
+    console = Console(width=120)  # the five columns, also when piped to a file
+    console.print(table)
+    console.print(f"peak memory of the process: {result['peak_memory_mb']:.0f} MB")
+    if result["startup_s"] is not None:
+        console.print(
+            f"fitlab-train: start-up to first step {result['startup_s']:.2f} s (importing "
+            f"fitlab.train alone: {result['import_s']:.2f} s), whole run "
+            f"{result['default_run_wall_s']:.1f} s, test/acc "
+            f"{result['default_run_metrics'].get('test/acc')}"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fitlab-bench",
+        description="The same training through fitlab and through a plain PyTorch loop.",
+    )
+    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--device", default="cpu", help="cpu, gpu or auto (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=None, help="resize digits (default 8)")
+    parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--warmup-epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--train-copies", type=int, default=1, help="tile the training images K times"
+    )
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument(
+        "--run-overrides",
+        nargs="*",
+        default=[],
+        help="overrides for the timed fitlab-train run (default: none, the default run)",
+    )
+    parser.add_argument("--skip-run", action="store_true", help="skip the timed fitlab-train run")
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="skip the Lightning floor (no callbacks/logger)"
+    )
+    args = parser.parse_args(argv)
+    if args.epochs <= args.warmup_epochs:
+        parser.error("--epochs must be larger than --warmup-epochs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    result = measure(args)
+    print_table(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
