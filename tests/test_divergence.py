@@ -63,6 +63,8 @@ def test_diverging_before_any_checkpoint_returns_the_worst_value(tmp_path, caplo
     assert not list(out.glob("checkpoints/*.ckpt"))
     assert "test/acc" not in metrics  # the diverged weights are not tested
     assert value == -math.inf  # val/acc is maximised: ranked below every finite run
+    # The class-count chart, drawn after the first epoch, is drawn when fit ends before it.
+    assert (out / "plots" / "class_counts.png").is_file()
 
 
 def test_deferred_check_names_the_first_bad_step() -> None:

@@ -5,6 +5,7 @@ from fitlab.callbacks.divergence import NonFiniteLoss, StopOnNonFiniteLoss
 from fitlab.callbacks.fit_diagnosis import FitDiagnosis
 from fitlab.callbacks.per_class import ClassCounts, PerClassTable
 from fitlab.callbacks.plots import ClassificationPlots
+from fitlab.callbacks.progress import ThrottledRichProgressBar
 from fitlab.callbacks.random_state import RandomState
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "PerClassTable",
     "RandomState",
     "StopOnNonFiniteLoss",
+    "ThrottledRichProgressBar",
 ]

@@ -8,6 +8,8 @@ the checkpoint callbacks never see the broken weights, so the last good checkpoi
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 
@@ -46,6 +48,14 @@ class StopOnNonFiniteLoss(L.Callback):
     def on_before_backward(self, trainer, pl_module, loss: torch.Tensor) -> None:
         value = loss.detach()
         every = self.check_every_n_steps or (1 if value.device.type == "cpu" else 16)
+        if every == 1 and trainer.world_size == 1 and value.numel() == 1:
+            # Read at once on one rank: nothing to record, and one read is cheaper than two ops.
+            number = value.item()
+            if not math.isfinite(number):
+                raise NonFiniteLoss(
+                    f"the loss is {number}", trainer.global_step, trainer.current_epoch
+                )
+            return
         if self._first_bad is None:
             self._first_bad = torch.full((), -1, dtype=torch.long, device=value.device)
             self._value = torch.zeros((), dtype=value.dtype, device=value.device)

@@ -191,6 +191,8 @@ class Classifier(L.LightningModule):
         return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.accumulation.weight is None:  # the step took the plain mean: nothing to rescale
+            return
         self.accumulation.finish_step(
             self.parameters(),
             self.trainer.accumulate_grad_batches,

@@ -153,6 +153,7 @@ RULES = (
     Rule("callbacks.fit_diagnosis.gap", PENALTY),
     Rule("callbacks.fit_diagnosis.max_train_samples", integer(1)),
     Rule("callbacks.rich_progress_bar.refresh_rate", integer(0)),
+    Rule("callbacks.rich_progress_bar.update_every_n_batches", integer(1)),
 )
 
 
