@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -45,3 +47,35 @@ def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
     assert fitlab_loss == pytest.approx(plain_loss, rel=0.5, abs=0.05)
     assert bench["import_s"] > 0 and 0 < bench["startup_s"] < bench["default_run_wall_s"]
     assert "train samples/s" in result.stdout
+
+
+def test_hook_costs_times_every_per_step_hook(tmp_path) -> None:
+    """scripts/hook_costs.py (README, "Performance"): the callbacks' hooks and the dispatch."""
+    script = str(REPO / "scripts" / "hook_costs.py")
+    quick = ("experiment=quick", "trainer.max_epochs=1", "trainer.min_epochs=1")
+    default = subprocess.run(
+        [sys.executable, script, *quick], cwd=tmp_path, env=cli_env(tmp_path / "logs"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert default.returncode == 0, default.stderr[-3000:]
+    costs = hook_costs(default.stdout)
+    for label in (
+        "Classifier.training_step",
+        "Lightning dispatch: on_train_batch_end",
+        "StopOnNonFiniteLoss.on_before_backward",
+        "ThrottledRichProgressBar.on_train_batch_end",
+        "ModelCheckpoint.on_train_batch_end",
+    ):
+        assert costs[label] > 0, label
+    bare = subprocess.run(
+        [sys.executable, script, *quick, "callbacks=none", "logger=none"], cwd=tmp_path,
+        env=cli_env(tmp_path / "logs"), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bare.returncode == 0, bare.stderr[-3000:]
+    assert "StopOnNonFiniteLoss.on_before_backward" not in hook_costs(bare.stdout)
+
+
+def hook_costs(stdout: str) -> dict[str, float]:
+    """{label: us per step} from the script's table."""
+    rows = stdout.split("median per call)\n", 1)[1].splitlines()
+    return {row.split("us/call", 1)[1].strip(): float(row.split()[0]) for row in rows if row}
