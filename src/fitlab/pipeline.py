@@ -18,6 +18,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import rich
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -50,6 +51,7 @@ def hydra_entry(
             return job_failed(exc, time.perf_counter() - start)
 
     def main() -> Any:
+        widen_console_off_terminal()
         try:
             plan = preflight.plan(config_name, sys.argv[1:], resume_in_place)
         except FitlabError as err:
@@ -63,6 +65,13 @@ def hydra_entry(
         return result
 
     return main
+
+
+def widen_console_off_terminal(width: int = 160) -> None:
+    """Rich wraps its tables at 80 columns when the output is no terminal (a SLURM log, CI, a
+    pipe): the model summary became unreadable and took ~0.3 s to wrap. ``COLUMNS`` still wins."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        rich.reconfigure(width=width)
 
 
 def job_failed(exc: Exception, wall_time_s: float) -> None:
