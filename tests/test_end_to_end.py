@@ -84,6 +84,16 @@ def test_eval_reproduces_the_training_test_metrics(trained: Path, tmp_path: Path
     assert f"{trained_metrics['test/acc']:.4f}"[:5] in result.stdout  # Lightning's results table
 
 
+def test_train_false_tests_the_checkpoint_given(trained: Path, tmp_path: Path) -> None:
+    best = read_metrics(trained)["best_ckpt_path"]
+    result = run_cli("fitlab.train", *QUICK, "train=false", f"ckpt_path={best}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "quick")
+    tested, trained_metrics = read_metrics(run), read_metrics(trained)
+    assert tested["test/acc"] == pytest.approx(trained_metrics["test/acc"], abs=1e-6)
+    assert tested["test/loss"] == pytest.approx(trained_metrics["test/loss"], abs=1e-6)
+
+
 def test_event_files_hold_scalars_and_images(trained: Path) -> None:
     events = EventAccumulator(str(trained / "tensorboard"), size_guidance={"images": 0})
     events.Reload()

@@ -83,10 +83,11 @@ def train(cfg: DictConfig) -> float | None:
             metrics.update(stopped_reason="non_finite_loss", diverged_at_step=stop.step)
         metrics.update(scalar_metrics(trainer))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    # The best checkpoint, not the last weights; without one (fast_dev_run) the weights at hand,
-    # unless those diverged.
+    # The best checkpoint, not the last weights; with train=false the checkpoint given; without
+    # either (fast_dev_run) the weights at hand, unless those diverged.
+    tested = best or (None if cfg.train else cfg.get("ckpt_path"))
     if cfg.test and not (diverged and not best):
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=tested, weights_only=True)
         metrics.update(scalar_metrics(trainer))
 
     for callback in trainer.callbacks:
