@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from conftest import write_color_digits
 from fitlab.config import config_dir
@@ -51,6 +52,13 @@ def test_config_composes_and_instantiates(compose_cfg, tmp_path, group: str, opt
     assert model.hparams.num_classes == datamodule.num_classes
     trainer = build_trainer(cfg)
     assert trainer.max_epochs >= 1 or trainer.fast_dev_run
+
+
+def test_callbacks_none_saves_no_checkpoint_unless_asked(compose_cfg) -> None:
+    assert isinstance(build_trainer(compose_cfg()).checkpoint_callback, ModelCheckpoint)
+    assert build_trainer(compose_cfg("callbacks=none")).checkpoint_callback is None
+    asked = compose_cfg("callbacks=none", "++trainer.enable_checkpointing=true")
+    assert isinstance(build_trainer(asked).checkpoint_callback, ModelCheckpoint)
 
 
 def test_eval_config_composes(compose_cfg) -> None:

@@ -22,7 +22,7 @@ import rich
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -120,6 +120,11 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    saves = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    if not saves and "enable_checkpointing" not in cfg.trainer:
+        # Lightning would add its own checkpoint (in the logger's folder): callbacks=none means
+        # none; ++trainer.enable_checkpointing=true brings Lightning's back.
+        overrides.setdefault("enable_checkpointing", False)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
