@@ -65,6 +65,9 @@ def test_metrics_are_synced_and_count_every_test_image_once(ddp_run: tuple[Path,
     correct = metrics["test/acc"] * TEST_IMAGES
     assert 0 < metrics["test/acc"] < 1
     assert correct == pytest.approx(round(correct), abs=1e-3)
+    # The fit diagnosis reaches metrics.json from spawned workers too (ddp_sim is ddp_spawn).
+    assert metrics["fit/verdict"] in ("underfit", "overfit", "good")
+    assert metrics["fit/test_error"] == pytest.approx(1 - metrics["test/acc"])
 
 
 def test_an_effective_batch_that_does_not_divide_stops_before_training(tmp_path: Path) -> None:

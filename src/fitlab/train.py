@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from fitlab.callbacks import NonFiniteLoss
+from fitlab.callbacks.fit_diagnosis import verdict_of
 from fitlab.config import metric_mode
 from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
 from fitlab.hparams import log_hparams_session, run_hparams
@@ -92,6 +93,7 @@ def train(cfg: DictConfig) -> float | None:
 
     for callback in trainer.callbacks:
         metrics.update(getattr(callback, "results", {}))  # e.g. the fit diagnosis
+    metrics.update(verdict_of(metrics))  # under ddp_spawn its numbers came back, not its verdict
     metrics.update(
         status=COMPLETED,
         best_ckpt_path=best or None,

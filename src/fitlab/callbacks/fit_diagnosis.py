@@ -38,6 +38,16 @@ def verdict(train_error: float, val_error: float, target_error: float, gap: floa
     return "good"
 
 
+def verdict_of(metrics: dict) -> dict[str, str]:
+    """``fit/verdict`` from the numbers in ``metrics``, where the callback's own results did not
+    reach the main process (``ddp_spawn``: only ``callback_metrics`` come back from the workers).
+    """
+    if "fit/verdict" in metrics or "fit/train_error" not in metrics:
+        return {}
+    keys = ("fit/train_error", "fit/val_error", "fit/target_error", "fit/gap")
+    return {"fit/verdict": verdict(*(float(metrics[k]) for k in keys))}
+
+
 @torch.inference_mode()
 def evaluate(pl_module: L.LightningModule, batches, device: torch.device) -> tuple[float, float]:
     """Mean loss and error of ``pl_module`` over ``batches`` in eval mode (synced across ranks)."""
@@ -147,6 +157,9 @@ class FitDiagnosis(L.Callback):
         }
         if test_error is not None:
             self.results["fit/test_error"] = test_error
+        # Spawned DDP workers hand their callback_metrics (numbers) back to the main process.
+        numbers = {k: torch.tensor(v) for k, v in self.results.items() if isinstance(v, float)}
+        trainer.callback_metrics.update(numbers)
         if trainer.is_global_zero:
             self.report(trainer, weights)
 
