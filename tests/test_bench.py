@@ -18,7 +18,7 @@ KEYS = {
     "fitlab_samples_per_s", "plain_samples_per_s", "train_throughput_ratio", "startup_s",
     "fitlab_val_s_per_epoch", "plain_val_s_per_epoch", "val_time_ratio", "default_run_wall_s",
     "peak_memory_mb", "device", "lightning_floor_ratio", "lightning_floor_val_time_ratio",
-    "import_s", "train_ratio_per_epoch", "val_ratio_per_epoch",
+    "import_s", "train_ratio_per_epoch", "val_ratio_per_epoch", "fitlab_epoch_end_s_per_epoch",
 }  # fmt: skip
 
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +14,7 @@ import lightning as L
 import torch
 
 from fitlab.bench.plain import PlainLoop
-from fitlab.bench.timing import PairedEpochTimer
+from fitlab.bench.timing import PairedEpochTimer, run_default_training
 from fitlab.config import compose_config
 from fitlab.data.tensors import TensorImageDataset
 from fitlab.pipeline import build_parts, build_trainer
@@ -82,34 +78,6 @@ def paired_ratios(numerators: list[float], denominators: list[float], warmup: in
     return [n / d for n, d in pairs]
 
 
-def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, Any]:
-    """A real ``fitlab-train`` process: start-up to its first step, and its whole wall time."""
-    probe = workdir / "first_step.txt"
-    command = [
-        sys.executable, "-m", "fitlab.train", *run_overrides,
-        "+callbacks.first_step._target_=fitlab.bench.timing.FirstStepProbe",
-        f"+callbacks.first_step.path={probe}",
-    ]  # fmt: skip
-    env = {**os.environ, "FITLAB_LOG_DIR": str(workdir / "logs")}
-    launched = time.time()
-    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-    finished = time.time()
-    (metrics,) = (workdir / "logs").glob("*/runs/*/metrics.json")
-    # How much of the start-up is importing fitlab.train (and Lightning, torch, torchmetrics):
-    # from launching a process to the end of its imports (its exit is not waited for).
-    started = time.time()
-    imported = subprocess.run(
-        [sys.executable, "-c", "import time, fitlab.train; print(repr(time.time()))"],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    return {
-        "startup_s": float(probe.read_text()) - launched,
-        "import_s": float(imported) - started,
-        "default_run_wall_s": finished - launched,
-        "default_run_metrics": json.loads(metrics.read_text()),
-    }
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -149,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "plain_val_s_per_epoch": statistics.median(steady(timer.plain_val_s, warmup)),
         "val_time_ratio": statistics.median(val_ratios),
         "val_ratio_per_epoch": val_ratios,
-        "fitlab_val_end_s_per_epoch": statistics.median(steady(timer.val_end_s, warmup)),
+        "fitlab_epoch_end_s_per_epoch": statistics.median(steady(timer.epoch_end_s, warmup)),
         "fitlab_val_plots_s_per_epoch": sum(timer.plots_s) / len(timer.plots_s),
         "fitlab_final_train_loss": fitlab["final_train_loss"],
         "plain_final_train_loss": timer.plain.final_train_loss,
@@ -177,40 +145,43 @@ def print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"fitlab-bench on {result['device']} (batch {result['batch_size']})")
-    for column in ("", "fitlab", "plain PyTorch", "fitlab / plain", "Lightning floor / plain"):
-        table.add_column(column, justify="right")
+    def floor(key: str) -> str:
+        return f"{result[key]:.3f}" if key in result else ""
+
     low, high = min(result["train_ratio_per_epoch"]), max(result["train_ratio_per_epoch"])
-    table.add_row(
-        "train samples/s",
-        f"{result['fitlab_samples_per_s']:,.0f}",
-        f"{result['plain_samples_per_s']:,.0f}",
-        f"{result['train_throughput_ratio']:.3f} ({low:.2f}-{high:.2f})",
-        f"{result['lightning_floor_ratio']:.3f}" if "lightning_floor_ratio" in result else "",
-    )
-    table.add_row(
-        "validation s/epoch",
-        f"{result['fitlab_val_s_per_epoch']:.4f}",
-        f"{result['plain_val_s_per_epoch']:.4f}",
-        f"{result['val_time_ratio']:.3f}",
-        f"{result['lightning_floor_val_time_ratio']:.3f}"
-        if "lightning_floor_val_time_ratio" in result
-        else "",
-    )
-    table.add_row(
-        "early stop + checkpoint s/ep.", f"{result['fitlab_val_end_s_per_epoch']:.4f}", "", "", ""
-    )
-    table.add_row(
-        "plots s/epoch (every 10th)", f"{result['fitlab_val_plots_s_per_epoch']:.4f}", "", "", ""
-    )
-    table.add_row(
-        "final train loss",
-        f"{result['fitlab_final_train_loss']:.4f}",
-        f"{result['plain_final_train_loss']:.4f}",
-        "",
-        "",
-    )
-    console = Console(width=120)  # the five columns, also when piped to a file
+    rows = [
+        (
+            "train samples/s",
+            f"{result['fitlab_samples_per_s']:,.0f}",
+            f"{result['plain_samples_per_s']:,.0f}",
+            f"{result['train_throughput_ratio']:.3f} ({low:.2f}-{high:.2f})",
+            floor("lightning_floor_ratio"),
+        ),
+        (
+            "validation s/epoch",
+            f"{result['fitlab_val_s_per_epoch']:.4f}",
+            f"{result['plain_val_s_per_epoch']:.4f}",
+            f"{result['val_time_ratio']:.3f}",
+            floor("lightning_floor_val_time_ratio"),
+        ),
+        (
+            "epoch end s/epoch (metrics, fit diagnosis, checkpoint)",
+            f"{result['fitlab_epoch_end_s_per_epoch']:.4f}",
+        ),
+        ("plots s/epoch (drawn every 10th epoch)", f"{result['fitlab_val_plots_s_per_epoch']:.4f}"),
+        (
+            "final train loss",
+            f"{result['fitlab_final_train_loss']:.4f}",
+            f"{result['plain_final_train_loss']:.4f}",
+        ),
+    ]
+    columns = ("", "fitlab", "plain PyTorch", "fitlab / plain", "Lightning floor / plain")
+    table = Table(title=f"fitlab-bench on {result['device']} (batch {result['batch_size']})")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row, *[""] * (len(columns) - len(row)))
+    console = Console(width=140)  # the five columns, also when piped to a file
     console.print(table)
     console.print(f"peak memory of the process: {result['peak_memory_mb']:.0f} MB")
     if result["startup_s"] is not None:

@@ -1,9 +1,15 @@
-"""Clocks on fitlab's epochs, each paired with one epoch of the plain loop right after it."""
+"""Clocks: on fitlab's epochs, each paired with one epoch of the plain loop right after it, and
+on a real ``fitlab-train`` process (start-up, whole run)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -22,17 +28,20 @@ class PairedEpochTimer(L.Callback):
 
     - ``train_s``: from the epoch's start to the start of validation;
     - ``val_s``: the validation loop with its metrics and logging, plots drawn (timed apart in
-      ``plots_s``) taken out; ``val_end_s``: what follows it (early stopping, checkpointing).
+      ``plots_s``) taken out;
+    - ``epoch_end_s``: from the end of validation to the next epoch (or the end of training):
+      the epoch's training metrics, the fit diagnosis, early stopping and the checkpoint.
 
-    The plain epoch runs with its own generators, so fitlab draws the same batches as alone.
-    It also counts the training labels each path sees (on the device, without a sync).
+    The plain twin of an epoch runs when the next one starts (or training ends), before its
+    clock, with its own generators, so fitlab draws the same batches as alone. It also counts
+    the training labels each path sees (on the device, without a sync).
     """
 
     def __init__(self, plain: PlainLoop | None) -> None:
         self.plain = plain
         self.train_s: list[float] = []
         self.val_s: list[float] = []
-        self.val_end_s: list[float] = []
+        self.epoch_end_s: list[float] = []
         self.plots_s: list[float] = []
         self.plain_train_s: list[float] = []
         self.plain_val_s: list[float] = []
@@ -55,8 +64,23 @@ class PairedEpochTimer(L.Callback):
             pl_module.hparams.num_classes, dtype=torch.long, device=pl_module.device
         )
 
+    def _epoch_done(self, pl_module: L.LightningModule) -> None:
+        """Close the epoch that ended (if any), then run its plain twin."""
+        if "val_end" not in self._marks:
+            return
+        self.epoch_end_s.append(self._now(pl_module) - self._marks.pop("val_end"))
+        if self.plain is not None:
+            devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
+                self.plain_train_s.append(self.plain.train_epoch())
+                self.plain_val_s.append(self.plain.validate())
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_done(pl_module)
         self._marks["train"] = self._now(pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._epoch_done(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         labels = batch[1]
@@ -76,15 +100,6 @@ class PairedEpochTimer(L.Callback):
             self.plots_s.append(plots)
             self._marks["val_end"] = now
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if "val_end" in self._marks:
-            self.val_end_s.append(self._now(pl_module) - self._marks.pop("val_end"))
-        if self.plain is not None:
-            devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                self.plain_train_s.append(self.plain.train_epoch())
-                self.plain_val_s.append(self.plain.validate())
-
 
 class FirstStepProbe(L.Callback):
     """Writes the wall-clock time of the first training step to ``path`` (for start-up time)."""
@@ -95,3 +110,31 @@ class FirstStepProbe(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if not self.path.exists():
             self.path.write_text(repr(time.time()))
+
+
+def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, Any]:
+    """A real ``fitlab-train`` process: start-up to its first step, and its whole wall time."""
+    probe = workdir / "first_step.txt"
+    command = [
+        sys.executable, "-m", "fitlab.train", *run_overrides,
+        "+callbacks.first_step._target_=fitlab.bench.timing.FirstStepProbe",
+        f"+callbacks.first_step.path={probe}",
+    ]  # fmt: skip
+    env = {**os.environ, "FITLAB_LOG_DIR": str(workdir / "logs")}
+    launched = time.time()
+    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    finished = time.time()
+    (metrics,) = (workdir / "logs").glob("*/runs/*/metrics.json")
+    # How much of the start-up is importing fitlab.train (and Lightning, torch, torchmetrics):
+    # from launching a process to the end of its imports (its exit is not waited for).
+    started = time.time()
+    imported = subprocess.run(
+        [sys.executable, "-c", "import time, fitlab.train; print(repr(time.time()))"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return {
+        "startup_s": float(probe.read_text()) - launched,
+        "import_s": float(imported) - started,
+        "default_run_wall_s": finished - launched,
+        "default_run_metrics": json.loads(metrics.read_text()),
+    }
