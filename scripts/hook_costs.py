@@ -3,7 +3,8 @@
     python scripts/hook_costs.py [OVERRIDES...]      e.g. callbacks=none logger=none
 
 Trains the default run (or the overrides) for 6 epochs without early stopping and prints, per
-training step, the time of each callback's and the LightningModule's own hook bodies, and of
+training step, the time of each callback's and the LightningModule's own hook bodies (those
+run once an epoch amortised over its steps), and of
 Lightning's dispatch of each per-step hook to all callbacks (``_call_callback_hooks``: it calls
 every callback's hook, implemented or not). Wall times on a shared machine are noisy; the
 per-call medians are steadier than the totals.
@@ -28,7 +29,10 @@ STEP_HOOKS = (
     "on_train_batch_start", "on_before_backward", "on_after_backward",
     "on_before_optimizer_step", "on_before_zero_grad", "on_train_batch_end",
 )  # fmt: skip
+# Once an epoch, amortised over its steps in the table: validation's end and the epoch's end.
+EPOCH_HOOKS = ("on_validation_epoch_end", "on_validation_end", "on_train_epoch_end")
 MODULE_HOOKS = ("training_step", "validation_step", "on_validation_epoch_end", "log_dict")
+MODULE_HOOKS += ("on_train_epoch_end",)
 seconds: dict[str, list[float]] = defaultdict(list)
 
 
@@ -66,7 +70,7 @@ def main(overrides: list[str]) -> None:
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
     for callback in trainer.callbacks:
-        for hook in STEP_HOOKS:
+        for hook in STEP_HOOKS + EPOCH_HOOKS:
             if getattr(type(callback), hook) is not getattr(L.Callback, hook):
                 label = f"{type(callback).__name__}.{hook}"
                 setattr(callback, hook, timed(label, getattr(callback, hook)))
