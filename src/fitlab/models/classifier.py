@@ -159,36 +159,42 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        losses = F.cross_entropy(
-            logits,
-            y,
-            weight=self.class_weight,
-            label_smoothing=self.hparams.label_smoothing,
-            reduction="none",
-        )
-        # Each image counts with its class weight (1 without class weights); the loss is the
-        # weighted mean, what cross_entropy's default reduction gives.
-        weight = self.class_weight[y].sum() if self.class_weight is not None else None
-        loss = losses.sum() / weight if weight is not None else losses.mean()
-        penalty = losses.new_zeros(())
+        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        # One unweighted micro-batch a step: cross_entropy's own mean is the step's exact loss,
+        # and the hot path skips the per-image losses and the bookkeeping (under DDP, a
+        # collective per step).
+        plain = steps == 1 and self.class_weight is None
+        if plain:
+            loss = self.data_loss(logits, y)
+        else:
+            losses = F.cross_entropy(
+                logits,
+                y,
+                weight=self.class_weight,
+                label_smoothing=self.hparams.label_smoothing,
+                reduction="none",
+            )
+            # Each image counts with its class weight (1 without class weights); the loss is
+            # the weighted mean, what cross_entropy's default reduction gives.
+            summed = losses.sum()
+            weight = self.class_weight[y].sum() if self.class_weight is not None else None
+            if weight is None:
+                weight = losses.new_tensor(len(y))
+            loss = summed / weight
+        penalty = None
         for name, term in self.penalties().items():
             self.penalty_means[name].update(term.detach())
-            penalty = penalty + term
+            penalty = term if penalty is None else penalty + term
         # Lightning writes step values only every log_every_n_steps; calling self.log on the
         # other steps costs ~0.1 ms each for nothing.
         if self._trainer is not None and self.trainer._logger_connector.should_update_logs:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        if steps == 1 and self.class_weight is None:
-            # One unweighted micro-batch per step: the plain mean is already exact, and the
-            # hot path skips the bookkeeping (and, under DDP, a collective per step).
-            return loss + penalty
-        first = batch_idx % steps == 0
-        if weight is None:  # only the accumulated path needs the count as a tensor
-            weight = losses.new_tensor(len(y))
-        return self.accumulation.share(losses.sum(), weight, penalty, len(y), first)
+        if plain:
+            return loss if penalty is None else loss + penalty
+        penalty = loss.new_zeros(()) if penalty is None else penalty
+        return self.accumulation.share(summed, weight, penalty, len(y), batch_idx % steps == 0)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.accumulation.weight is None:  # the step took the plain mean: nothing to rescale
