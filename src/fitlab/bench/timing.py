@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -125,16 +126,20 @@ def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, A
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     finished = time.time()
     (metrics,) = (workdir / "logs").glob("*/runs/*/metrics.json")
-    # How much of the start-up is importing fitlab.train (and Lightning, torch, torchmetrics):
-    # from launching a process to the end of its imports (its exit is not waited for).
+    return {
+        "startup_s": float(probe.read_text()) - launched,
+        "import_s": statistics.median(import_seconds(env) for _ in range(3)),
+        "default_run_wall_s": finished - launched,
+        "default_run_metrics": json.loads(metrics.read_text()),
+    }
+
+
+def import_seconds(env: dict[str, str]) -> float:
+    """How much of a start-up is importing fitlab.train (and Lightning, torch, torchmetrics):
+    from launching a process to the end of its imports (its exit is not waited for)."""
     started = time.time()
     imported = subprocess.run(
         [sys.executable, "-c", "import time, fitlab.train; print(repr(time.time()))"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    return {
-        "startup_s": float(probe.read_text()) - launched,
-        "import_s": float(imported) - started,
-        "default_run_wall_s": finished - launched,
-        "default_run_metrics": json.loads(metrics.read_text()),
-    }
+    return float(imported) - started
