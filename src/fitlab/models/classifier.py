@@ -177,8 +177,9 @@ class Classifier(L.LightningModule):
             # Each image counts with its class weight (1 without class weights); the loss is
             # the weighted mean, what cross_entropy's default reduction gives.
             summed = losses.sum()
-            weight = self.class_weight[y].sum() if self.class_weight is not None else None
-            if weight is None:
+            if self.class_weight is not None:
+                weight = self.class_weight[y].sum()
+            else:
                 weight = losses.new_tensor(len(y))
             loss = summed / weight
         penalty = None
