@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, cli_env, read_metrics, run_cli, run_dirs
 from fitlab import runs
@@ -70,6 +71,15 @@ def test_only_the_latest_checkpoint_of_an_unfinished_run_continues_it(tmp_path: 
     assert runs.unfinished_run(last) == run
 
 
+def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag's (step, value) points, as TensorBoard shows them."""
+    events = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
 def start(cwd: Path) -> subprocess.Popen:
     cwd.mkdir()
     return subprocess.Popen(
@@ -113,8 +123,13 @@ def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path: Path) 
     expected, got = read_metrics(reference_run), read_metrics(run)
     assert got["stopped_reason"] == "max_epochs"
     assert Path(got.pop("best_ckpt_path")).name == Path(expected.pop("best_ckpt_path")).name
-    got.pop("wall_time_s"), expected.pop("wall_time_s")
+    assert (got.pop("attempts"), expected.pop("attempts")) == (2, 1)
+    killed_s = got.pop("wall_time_s")
+    assert killed_s > 0 and expected.pop("wall_time_s") > 0
     assert got == expected  # every metric, bit for bit
+    # Every epoch in TensorBoard once: what the killed attempt logged after its checkpoint is
+    # hidden (purge_step), the resumed attempt logs it again.
+    assert scalars(run / "tensorboard") == scalars(reference_run / "tensorboard")
     # The learning curves carry the epochs from before the kill.
     curves = "plots/learning_curves.png"
     assert (run / curves).read_bytes() == (reference_run / curves).read_bytes()

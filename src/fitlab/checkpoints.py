@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from fitlab import cluster, runs
 from fitlab.errors import FitlabError
 from fitlab.models.cnn import per_block
 from fitlab.runs import latest_checkpoint, newest_run
@@ -45,6 +47,33 @@ def resolve(cfg: DictConfig) -> Path | None:
             "train one first, pass the same experiment=/task_name= as that run, or give a path",
         )
     return latest_checkpoint(run).resolve()
+
+
+def requeued(output_dir: Path) -> Path | None:
+    """Under SLURM, the newest checkpoint of this job's own run folder, when it has one: the job
+    was requeued (after SIGUSR1, Lightning's ``hpc_ckpt_<n>.ckpt``, else ``last.ckpt``)."""
+    if cluster.slurm_job() is None or runs.status(output_dir) == runs.COMPLETED:
+        return None
+    return latest_checkpoint(output_dir)
+
+
+def continue_in_place(path: Path, output_dir: Path) -> int | None:
+    """When ``path`` is a checkpoint of the run in ``output_dir``, this job is that run's next
+    attempt: count it, and return the step from which its loggers write again (None for a new
+    run that starts from another run's weights)."""
+    if not runs.continued_run(path, output_dir):
+        return None
+    ckpt = load(path)
+    runs.attempt.follow(runs.earlier_attempts(output_dir, ckpt))
+    fit_loop = ckpt["loops"]["fit_loop"]
+    place = (fit_loop["state_dict"].get("combined_loader") or [{}])[0]
+    within = f", batch {place['batches_done']} of it done" if place.get("batches_done") else ""
+    rank_zero_info(
+        f"fitlab: attempt {runs.attempt.number} of {output_dir}: resuming from {path.name} "
+        f"(epoch {ckpt['epoch']}{within})"
+    )
+    # Lightning logs at the count of optimizer steps taken ("batches that stepped").
+    return int(fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"])
 
 
 def load(path: Path) -> dict[str, Any]:

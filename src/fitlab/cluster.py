@@ -32,19 +32,33 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(name) or 0) == 0 for name in _RANK_VARIABLES)
 
 
+def slurm_job() -> str | None:
+    """The SLURM job this process runs in, as ``scontrol`` names it (``<array job>_<task>`` in
+    an array); None outside a job's batch script or steps (an interactive ``salloc`` shell runs
+    neither: each command there is a run of its own)."""
+    if "SLURM_STEP_ID" not in os.environ and os.environ.get("ENVIRONMENT") != "BATCH":
+        return None
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def run_stamp() -> str:
     """The run folder's name: a timestamp, the same on every rank of one distributed job.
 
     A single process takes the time plus a random suffix (two runs started in the same second
-    stay apart). Ranks started by srun or torchrun cannot agree on a clock reading or a random
-    value, so they name the folder after the job step; ``FITLAB_RUN_STAMP`` sets it by hand
-    (e.g. a multi-node run started on each node without a scheduler).
+    stay apart). Under SLURM every process, one task or many, names the folder after its job
+    and job step: ranks cannot agree on a clock reading, and a requeued job must find its own
+    folder and checkpoints again. torchrun's ranks use the rendezvous id;
+    ``FITLAB_RUN_STAMP`` sets it by hand (e.g. a multi-node run started on each node without a
+    scheduler).
     """
     if stamp := os.environ.get("FITLAB_RUN_STAMP"):
         return stamp
-    if int(os.environ.get("SLURM_NTASKS") or 1) > 1 and "SLURM_JOB_ID" in os.environ:
-        # No clock in the name: a requeued job must find its own folder (and checkpoint) again.
-        return f"slurm{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+    if job := slurm_job():
+        # The batch script itself is no step (no SLURM_STEP_ID); srun's steps count from 0.
+        return f"slurm{job}.{os.environ.get('SLURM_STEP_ID', 'batch')}"
     if (run_id := os.environ.get("TORCHELASTIC_RUN_ID", "none")) != "none":
         return f"torchrun_{run_id}"
     return f"{time.strftime(_STAMP_FORMAT)}_{secrets.token_hex(3)}"

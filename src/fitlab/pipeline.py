@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,12 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from fitlab import checkpoints, preflight, runs
+from fitlab.callbacks.requeue import SlurmRequeue
 from fitlab.config import config_dir
 from fitlab.errors import EXIT_USAGE, FitlabError, find_fitlab_error, report
 
@@ -42,13 +43,13 @@ def hydra_entry(
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def run(cfg: DictConfig) -> Any:
-        start = time.perf_counter()
+        runs.begin_attempt()
         try:
             if not preflight.checked or HydraConfig.get().mode == RunMode.MULTIRUN:
                 preflight.check(cfg)  # each job of a sweep: combinations fail here, alone
             return task(cfg)
         except Exception as exc:
-            return job_failed(exc, time.perf_counter() - start)
+            return job_failed(exc)
 
     def main() -> Any:
         widen_console_off_terminal()
@@ -74,7 +75,7 @@ def widen_console_off_terminal(width: int = 160) -> None:
         rich.reconfigure(width=width)
 
 
-def job_failed(exc: Exception, wall_time_s: float) -> None:
+def job_failed(exc: Exception) -> None:
     """Leave the run folder honest, then report: one line (user mistake) or the traceback."""
     err = find_fitlab_error(exc)
     hydra_cfg = HydraConfig.get()
@@ -83,7 +84,7 @@ def job_failed(exc: Exception, wall_time_s: float) -> None:
     message = str(err) if err is not None else runs.one_line(exc)
     resumed = (hydra_cfg.output_subdir or ".hydra") != ".hydra"
     if multirun or err is None or not (resumed or runs.trained_nothing(output_dir)):
-        write_metrics(output_dir, runs.failure_record(message, wall_time_s))
+        write_metrics(output_dir, runs.failure_record(message))
     elif resumed:  # a resumed run's own files stay as they were
         runs.remove(output_dir / hydra_cfg.output_subdir)
     else:  # a start that failed leaves no folder behind
@@ -108,16 +109,33 @@ def exit_if_jobs_failed(sweep_dir: Path | None) -> None:
         sys.exit(1)
 
 
-def instantiate_group(group: DictConfig | None) -> list:
+def instantiate_group(group: DictConfig | None, **kwargs: Any) -> list:
     """Instantiate every entry of a ``callbacks`` or ``logger`` group that has a ``_target_``."""
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if node and "_target_" in node]
+    return [instantiate(node, **kwargs.get(name, {})) for name, node in group.items()
+            if node and "_target_" in node]  # fmt: skip
 
 
-def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+def continued_logging(group: DictConfig | None, from_step: int | None) -> dict[str, dict]:
+    """Logger arguments for a run that goes on from a checkpoint at ``from_step``: what the
+    interrupted attempt logged from there on is dropped, the new attempt logs it again."""
+    if from_step is None or not group:
+        return {}
+    kwargs = {}
+    for name, node in group.items():
+        target = (node or {}).get("_target_", "")
+        if target.endswith("TensorBoardLogger"):
+            kwargs[name] = {"purge_step": from_step}  # TensorBoard hides events from here on
+        elif target == "fitlab.loggers.CSVLogger":
+            kwargs[name] = {"keep_before_step": from_step}
+    return kwargs
+
+
+def build_trainer(cfg: DictConfig, resumed_step: int | None = None, **overrides: Any) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers: list[Logger] = instantiate_group(cfg.get("logger"))
+    logger_kwargs = continued_logging(cfg.get("logger"), resumed_step)
+    loggers: list[Logger] = instantiate_group(cfg.get("logger"), **logger_kwargs)
     if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     saves = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -125,6 +143,9 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         # Lightning would add its own checkpoint (in the logger's folder): callbacks=none means
         # none; ++trainer.enable_checkpointing=true brings Lightning's back.
         overrides.setdefault("enable_checkpointing", False)
+    if any(isinstance(c, SlurmRequeue) for c in callbacks) and SLURMEnvironment.detect():
+        # SlurmRequeue saves at a batch boundary; Lightning's own handler saves mid-step.
+        overrides.setdefault("plugins", [SLURMEnvironment(auto_requeue=False)])
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
@@ -140,6 +161,10 @@ def build_parts(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModu
 
 def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def read_metrics(output_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / "metrics.json").read_text())
 
 
 def _json_value(value: Any) -> Any:

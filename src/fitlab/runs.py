@@ -10,12 +10,51 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 
 COMPLETED, FAILED = "completed", "failed"
+# Checkpoint key (beside Lightning's) with the attempts that led to it and their time.
+ATTEMPTS_KEY = "fitlab_attempts"
+
+
+@dataclass
+class Attempt:
+    """This process's attempt at a run: its number, and the time earlier attempts took.
+
+    A run resumed after a kill or a SLURM requeue continues with the count and time the
+    checkpoint (or the interrupted attempt's failure record) carries, so ``metrics.json`` says
+    how many attempts the run took and ``wall_time_s`` sums them.
+    """
+
+    number: int = 1
+    earlier_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def wall_time_s(self) -> float:
+        return round(self.earlier_s + time.perf_counter() - self.started, 2)
+
+    def record(self) -> dict[str, Any]:
+        return {"attempts": self.number, "wall_time_s": self.wall_time_s()}
+
+    def follow(self, earlier: dict[str, Any]) -> None:
+        """Continue after ``earlier`` (a record of :meth:`record`'s form)."""
+        self.number = int(earlier.get("attempts", 1)) + 1
+        self.earlier_s = float(earlier.get("wall_time_s") or 0.0)
+
+
+# The attempt of the job this process runs now; each job of a sweep starts a new one.
+attempt = Attempt()
+
+
+def begin_attempt() -> Attempt:
+    global attempt
+    attempt = Attempt()
+    return attempt
 
 
 def latest_checkpoint(run: Path) -> Path | None:
@@ -24,6 +63,40 @@ def latest_checkpoint(run: Path) -> Path | None:
     candidates = (run / "checkpoints" / "last.ckpt", *run.glob("hpc_ckpt_*.ckpt"))
     found = [p for p in candidates if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def continued_run(ckpt: Path, output_dir: Path) -> bool:
+    """``ckpt`` belongs to the run folder this job writes to: the run goes on, not a new one."""
+    return Path(output_dir).resolve() in Path(ckpt).resolve().parents
+
+
+def earlier_attempts(run: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What the attempts before this one took: from the interrupted attempt's failure record
+    when it wrote one (SIGTERM, an error), else from the checkpoint (SIGKILL leaves nothing).
+    The failure record is removed: a run being retried has no verdict yet."""
+    earlier = dict(ckpt.get(ATTEMPTS_KEY) or {"attempts": 1, "wall_time_s": None})
+    try:
+        record = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return earlier
+    if record.get("status") == FAILED:
+        (run / "metrics.json").unlink()
+        if int(record.get("attempts", 1)) >= int(earlier["attempts"]):
+            return record
+    return earlier
+
+
+def remove_superseded_hpc_checkpoints(run: Path) -> list[Path]:
+    """Lightning's ``hpc_ckpt_<n>.ckpt`` files older than ``last.ckpt``: a later epoch's end
+    supersedes a requeue checkpoint."""
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return []
+    newer = last.stat().st_mtime_ns
+    stale = [p for p in run.glob("hpc_ckpt_*.ckpt") if p.stat().st_mtime_ns < newer]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def newest_run(runs_dir: Path) -> Path | None:
@@ -56,13 +129,8 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def failure_record(error: str, wall_time_s: float) -> dict[str, Any]:
-    return {
-        "status": FAILED,
-        "error": error,
-        "stopped_reason": "error",
-        "wall_time_s": round(wall_time_s, 2),
-    }
+def failure_record(error: str) -> dict[str, Any]:
+    return {"status": FAILED, "error": error, "stopped_reason": "error", **attempt.record()}
 
 
 def trained_nothing(run: Path) -> bool:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
-import time
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from fitlab.callbacks import NonFiniteLoss
+from fitlab import checkpoints, cluster, runs
+from fitlab.callbacks import NonFiniteLoss, Requeued
 from fitlab.callbacks.fit_diagnosis import verdict_of
+from fitlab.callbacks.requeue import await_requeue
 from fitlab.config import metric_mode
 from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
 from fitlab.hparams import log_hparams_session, run_hparams
@@ -24,6 +26,7 @@ from fitlab.pipeline import (
     build_trainer,
     config_as_dict,
     hydra_entry,
+    read_metrics,
     scalar_metrics,
     write_metrics,
 )
@@ -54,11 +57,19 @@ def rankable(value: float | None, metric: str) -> float:
 
 
 def train(cfg: DictConfig) -> float | None:
-    start = time.perf_counter()
     check_effective_batch_size(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.train and cfg.get("ckpt_path") is None and cluster.slurm_job():
+        if runs.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
+            rank_zero_info(f"fitlab: {output_dir} completed in an earlier attempt of this job")
+            return read_metrics(output_dir).get(cfg.optimized_metric)
+        cfg.ckpt_path = str(checkpoints.requeued(output_dir) or "") or None
+    resumed_step = None
+    if cfg.train and cfg.get("ckpt_path") is not None:
+        resumed_step = checkpoints.continue_in_place(checkpoints.resolve(cfg), output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, resumed_step)
     batches = configure_accumulation(trainer, cfg.get("effective_batch_size"), cfg.data.batch_size)
     hparams = {**config_as_dict(cfg), **batches} if trainer.loggers else {}
     for logger in trainer.loggers:
@@ -72,6 +83,8 @@ def train(cfg: DictConfig) -> float | None:
                 model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
             )
             metrics["stopped_reason"] = stopped_reason(trainer)
+        except Requeued:
+            await_requeue()  # SLURM ends this attempt; the next one resumes from the checkpoint
         except NonFiniteLoss as stop:
             diverged = True
             kept = trainer.checkpoint_callback and trainer.checkpoint_callback.last_model_path
@@ -98,7 +111,7 @@ def train(cfg: DictConfig) -> float | None:
         status=COMPLETED,
         best_ckpt_path=best or None,
         **batches,
-        wall_time_s=round(time.perf_counter() - start, 2),
+        **runs.attempt.record(),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
     scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]

@@ -8,6 +8,7 @@ The order is fixed: load the source, split, make the training split long-tailed
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import lightning as L
@@ -19,6 +20,7 @@ from fitlab.data.distributed import exactly_once_sampler
 from fitlab.data.image_folder import FolderImages, StreamedImageDataset
 from fitlab.data.imbalance import long_tail
 from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
+from fitlab.data.resumable import EpochShuffle, ResumableDataLoader
 from fitlab.data.sources import SOURCES, SourceData, SourceOptions
 from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset, collate_batch
@@ -229,21 +231,29 @@ class ImageDataModule(L.LightningDataModule):
             dataset = self.splits[split] = dataset.to(device)
         return dataset
 
-    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
         dataset = self._dataset(split)
         on_host = not isinstance(dataset, TensorImageDataset) or dataset.labels.device.type == "cpu"
         workers = self.num_workers if on_host else 0  # device tensors cannot go to workers
-        return DataLoader(
+        training = split == "train"
+        return (ResumableDataLoader if training else DataLoader)(
             dataset,
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            batch_size=self.batch_size if training else self.eval_batch_size,
             sampler=sampler,
             num_workers=workers,
             collate_fn=collate_batch,  # every data set here hands out whole batches
             pin_memory=self.pin_memory and on_host,
             # Workers must be forked again after a redraw to see the new sample.
             persistent_workers=workers > 0 and not isinstance(sampler, RedrawSampler),
-        )
+            **({"progress": self._training_progress, "generator": torch.Generator()}
+               if training else {}),
+        )  # fmt: skip
+
+    def _training_progress(self) -> tuple[int, int, float]:
+        """The epoch, its batches done and its length: a mid-epoch checkpoint's place."""
+        trainer = self.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return trainer.current_epoch, done, trainer.num_training_batches
 
     def evaluation_batches(self, split: str, max_samples: int | None = None):
         """Yield (x, y) batches of a split as it is, never resampled, in a fixed order.
@@ -260,18 +270,21 @@ class ImageDataModule(L.LightningDataModule):
             yield dataset.__getitems__(chunk.tolist())
 
     def train_dataloader(self) -> DataLoader:
+        # The epoch's order comes from the run's seed and the epoch alone, so an epoch
+        # interrupted in its middle resumes with the same batches (data/resumable.py).
+        seed = int(os.environ.get("PL_GLOBAL_SEED", self.seed))  # set by seed_everything
         if self.resampler.weighted:
             sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
-            return self._loader("train", shuffle=False, sampler=sampler)
-        if self.resampler.redraw:
+        elif self.resampler.redraw:
             sampler = RedrawSampler(self.train_set, int(self.resampler.random_state))
-            return self._loader("train", shuffle=False, sampler=sampler)
-        return self._loader("train", shuffle=True)
+        else:
+            sampler = EpochShuffle(len(self.train_set), seed)
+        return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
         # Under DDP every test image exactly once, no padding (data/distributed.py).
         sampler = exactly_once_sampler(self.splits["test"], self.trainer)
-        return self._loader("test", shuffle=False, sampler=sampler)
+        return self._loader("test", sampler)

@@ -26,8 +26,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.base import clone
-from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
+from torch.utils.data import Dataset, WeightedRandomSampler
 
+from fitlab.data.resumable import EpochShuffle
 from fitlab.data.tensors import TensorImageDataset
 from fitlab.errors import FitlabError
 
@@ -211,7 +212,7 @@ class ResampledDataset(Dataset):
         return images, labels
 
 
-class RedrawSampler(Sampler[int]):
+class RedrawSampler(EpochShuffle):
     """Shuffles a :class:`ResampledDataset` and redraws its sample at every ``set_epoch``.
 
     Lightning calls ``set_epoch(e)`` before each training epoch, directly or, under DDP, through
@@ -220,18 +221,11 @@ class RedrawSampler(Sampler[int]):
     """
 
     def __init__(self, dataset: ResampledDataset, seed: int) -> None:
+        super().__init__(len(dataset), seed)
         self.dataset = dataset
-        self.seed = seed
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        super().set_epoch(epoch)
         if self.dataset.draw_number != epoch:
             self.dataset.draw(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(len(self.dataset), generator=generator).tolist())
+        self.size = len(self.dataset)

@@ -115,6 +115,10 @@ class Classifier(L.LightningModule):
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
         self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
+        # A checkpoint saved mid-epoch (a SLURM requeue) carries the epoch's running training
+        # metrics, so the resumed epoch reports all its batches, as if never interrupted.
+        for metric in self.running_train_metrics():
+            metric.persistent(True)
         # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
         self.accumulation = ExactAccumulation()
 
@@ -231,9 +235,24 @@ class Classifier(L.LightningModule):
         metrics.reset()
         return values
 
+    def running_train_metrics(self) -> list:
+        return [self.train_loss, self.train_metrics, *self.penalty_means.values()]
+
     def on_train_start(self) -> None:
         if self.trainer.ckpt_path is None:  # a fresh fit; a resumed one keeps the restored best
             self.best.reset()
+        if self.trainer.world_size > 1:
+            # The checkpoint holds rank zero's share only: under DDP a mid-epoch resume
+            # reports the interrupted epoch from the batches after the resume.
+            self._reset_running_train_metrics()
+
+    def on_train_epoch_start(self) -> None:
+        # Not called when Lightning resumes an epoch in its middle: the restored state goes on.
+        self._reset_running_train_metrics()
+
+    def _reset_running_train_metrics(self) -> None:
+        for metric in self.running_train_metrics():
+            metric.reset()
 
     def on_train_epoch_end(self) -> None:
         values = self._epoch_values("train")
