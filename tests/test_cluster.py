@@ -14,7 +14,8 @@ from fitlab.config import compose_config
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID")
 SCHEDULER_VARIABLES = ("FITLAB_RUN_STAMP", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID")
-SCHEDULER_VARIABLES += ("TORCHELASTIC_RUN_ID",)
+SCHEDULER_VARIABLES += ("TORCHELASTIC_RUN_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+SCHEDULER_VARIABLES += ("ENVIRONMENT",)
 
 
 @pytest.fixture
@@ -43,6 +44,34 @@ def test_rank_zero_from_the_launchers_variables(clean_env, env: dict, zero: bool
 
 
 def test_single_runs_get_distinct_stamps(clean_env) -> None:
+    assert cluster.run_stamp() != cluster.run_stamp()
+
+
+@pytest.mark.parametrize(
+    ("env", "stamp"),
+    [
+        ({"SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "1"}, "slurm9.0"),  # srun
+        ({"SLURM_JOB_ID": "9", "ENVIRONMENT": "BATCH"}, "slurm9.batch"),  # the batch script
+        (
+            {
+                "SLURM_JOB_ID": "12",
+                "SLURM_ARRAY_JOB_ID": "10",
+                "SLURM_ARRAY_TASK_ID": "2",
+                "SLURM_STEP_ID": "0",
+            },
+            "slurm10_2.0",
+        ),  # an array task: named after the array job and task, not its own SLURM_JOB_ID
+    ],
+)
+def test_any_slurm_process_names_its_folder_after_the_job(clean_env, env, stamp) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    assert cluster.run_stamp() == stamp == cluster.run_stamp()  # a requeue finds it again
+
+
+def test_an_interactive_allocation_gives_each_command_its_own_folder(clean_env) -> None:
+    clean_env.setenv("SLURM_JOB_ID", "9")  # salloc's shell: no batch script, no step
+    assert cluster.slurm_job() is None
     assert cluster.run_stamp() != cluster.run_stamp()
 
 

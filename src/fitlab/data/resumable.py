@@ -59,8 +59,12 @@ class _SkipFirst:
         return len(self.indices)
 
     def __iter__(self) -> Iterator:
-        skip, self.loader.skip_batches = self.loader.skip_batches, 0
-        return itertools.islice(iter(self.indices), skip, None)
+        # Lazily: a worker-process iterator makes one index iterator it never draws from.
+        def rest() -> Iterator:
+            skip, self.loader.skip_batches = self.loader.skip_batches, 0
+            yield from itertools.islice(iter(self.indices), skip, None)
+
+        return rest()
 
 
 class ResumableDataLoader(DataLoader):
