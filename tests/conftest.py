@@ -19,6 +19,8 @@ from omegaconf import DictConfig
 
 from fitlab.config import compose_config
 
+pytest_plugins = ["slurm_cluster"]
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 # Small and fast, for end-to-end runs of the real entry points.

@@ -11,6 +11,7 @@ from omegaconf import read_write
 
 from fitlab import cluster
 from fitlab.config import compose_config
+from fitlab.errors import FitlabError
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID")
 SCHEDULER_VARIABLES = ("FITLAB_RUN_STAMP", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID")
@@ -146,3 +147,12 @@ def test_local_launchers_instantiate(tmp_path, name: str) -> None:
     cfg = compose_config([f"hydra/launcher={name}"], tmp_path)
     launcher = instantiate(cfg.hydra.launcher)
     assert type(launcher).__name__ in ("JoblibLauncher", "LocalLauncher")
+
+
+def test_a_bare_srun_task_count_is_refused_with_the_form_that_works(clean_env) -> None:
+    clean_env.setenv("SLURM_NTASKS", "2")
+    clean_env.setenv("SLURM_STEP_ID", "0")
+    with pytest.raises(FitlabError, match=r"--ntasks-per-node=2"):
+        cluster.check_task_layout()
+    clean_env.setenv("SLURM_NTASKS_PER_NODE", "2")
+    cluster.check_task_layout()  # srun -N1 --ntasks-per-node=2

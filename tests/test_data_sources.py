@@ -181,8 +181,8 @@ def test_a_mixed_tree_becomes_rgb_and_a_streamed_tree_gives_the_same_tensors(tmp
     streamed.setup("fit")
     assert held.input_shape == streamed.input_shape == (3, 12, 10)
     for split in ("train", "val", "test"):
-        x_held, y_held = next(iter(held._loader(split, shuffle=False)))
-        x_streamed, y_streamed = next(iter(streamed._loader(split, shuffle=False)))
+        x_held, y_held = next(iter(held._loader(split)))
+        x_streamed, y_streamed = next(iter(streamed._loader(split)))
         assert torch.equal(y_held, y_streamed)
         assert torch.allclose(x_held, x_streamed, atol=1e-5), split
 

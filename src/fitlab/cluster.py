@@ -14,6 +14,8 @@ import os
 import secrets
 import time
 
+from fitlab.errors import FitlabError
+
 _STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 # Rank variables of the launchers fitlab runs under: torchrun (RANK), Lightning's ddp children
 # (LOCAL_RANK, NODE_RANK), srun (SLURM_PROCID), submitit's local executor, LSF's jsrun.
@@ -42,6 +44,18 @@ def slurm_job() -> str | None:
     if array and task:
         return f"{array}_{task}"
     return os.environ.get("SLURM_JOB_ID")
+
+
+def check_task_layout() -> None:
+    """``srun -n N`` without ``--ntasks-per-node``: Lightning would stop every rank with a
+    traceback, as it cannot tell how the tasks map to the devices of each node."""
+    tasks = int(os.environ.get("SLURM_NTASKS") or 1)
+    if tasks > 1 and "SLURM_STEP_ID" in os.environ and "SLURM_NTASKS_PER_NODE" not in os.environ:
+        raise FitlabError(
+            f"srun started {tasks} tasks without --ntasks-per-node",
+            f"start one task per device of each node: srun -N<nodes> --ntasks-per-node=<devices "
+            f"per node>, e.g. srun -N1 --ntasks-per-node={tasks}",
+        )
 
 
 def run_stamp() -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fitlab.cluster import on_rank_zero, rank_zero_file, run_stamp
+from fitlab.slurm_resources import register_slurm_resolvers
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -63,6 +64,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero", on_rank_zero, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero_file", rank_zero_file, replace=True)
+    register_slurm_resolvers()  # the SLURM launcher's defaults that fit the partition
 
 
 register_resolvers()

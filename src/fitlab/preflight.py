@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab import checkpoints, runs
+from fitlab import checkpoints, cluster, runs
 from fitlab.config import config_dir
 from fitlab.errors import FitlabError
 from fitlab.validation import check_config
@@ -100,6 +100,7 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
 
 def check(cfg: DictConfig) -> None:
     """Every value, and the checkpoint if one is given: FitlabError on the first problem."""
+    cluster.check_task_layout()
     check_config(cfg)
     ckpt = checkpoints.resolve(cfg)
     if ckpt is not None:
