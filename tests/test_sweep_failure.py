@@ -26,7 +26,7 @@ def test_one_failing_job_leaves_the_others_to_finish(tmp_path, monkeypatch, caps
     failed = json.loads((sweep / "1" / "metrics.json").read_text())
     assert done["status"] == "completed" and done["test/acc"] > 0.5
     assert list((sweep / "0" / "checkpoints").glob("*.ckpt"))
-    assert set(failed) == {"status", "error", "stopped_reason", "wall_time_s"}
+    assert set(failed) == {"status", "error", "stopped_reason", "wall_time_s", "attempts"}
     assert failed["status"] == "failed" and failed["stopped_reason"] == "error"
     assert failed["error"].startswith("data.val_fraction=0.001 splits 1437 images")
     err = capsys.readouterr().err
