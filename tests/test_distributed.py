@@ -6,6 +6,7 @@ micro-batches of 16: 16 x 2 processes x 2 accumulation steps.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,17 @@ def test_an_effective_batch_that_does_not_divide_stops_before_training(tmp_path:
         "data.batch_size"
     ]
     assert not list((tmp_path / "logs").rglob("*.ckpt"))
+
+
+def test_csv_logger_and_a_resampled_long_tail_under_ddp_spawn(tmp_path: Path) -> None:
+    # Fit and test run in fresh processes, each from the main process's copy of the logger:
+    # the test rows used to rewrite the file with the test columns alone, and crash.
+    combo = ("trainer=ddp_sim", "logger=csv", "data=digits_lt", "resampler=random_over")
+    result = run_cli("fitlab.train", *DDP, *combo, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "quick")
+    assert read_metrics(run)["status"] == "completed"
+    with (run / "csv" / "metrics.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert any(row.get("train/loss") for row in rows) and any(row.get("val/loss") for row in rows)
+    assert any(row.get("test/loss") for row in rows)  # fit's rows kept, the test's added

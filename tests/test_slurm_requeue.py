@@ -103,37 +103,31 @@ def check_same_as_uninterrupted(run: Path, reference: Path, attempts: int) -> No
     assert not list(run.glob("hpc_ckpt_*.ckpt"))  # superseded by a later last.ckpt
 
 
-def test_sigusr1_checkpoints_mid_epoch_requeues_and_resumes_exactly(
-    slurm, uninterrupted, tmp_path_factory
+@pytest.mark.parametrize(
+    ("interrupt", "logged"),
+    [
+        # The warning: a checkpoint at the next batch end, in the middle of an epoch.
+        (
+            ("scancel", "--signal=USR1"),
+            r"saved \S+hpc_ckpt_1\.ckpt and requeued SLURM job(?s:.)*"
+            r"attempt 2 of \S+: resuming from hpc_ckpt_1\.ckpt \(epoch \d+, batch \d+ of it done\)",
+        ),
+        # No warning (preemption, a node failure): back to the last epoch's end.
+        (("scontrol", "requeue"), r"attempt 2 of \S+: resuming from last\.ckpt \(epoch \d+\)"),
+    ],
+    ids=["sigusr1", "scontrol_requeue"],
+)
+def test_an_interrupted_job_ends_like_the_one_never_interrupted(
+    slurm, uninterrupted, tmp_path_factory, interrupt: tuple[str, ...], logged: str
 ) -> None:
-    cwd = tmp_path_factory.mktemp("requeue") / "usr1"
-    job = submit(slurm, cwd, "usr1")
+    cwd = tmp_path_factory.mktemp("requeue") / interrupt[0]
+    job = submit(slurm, cwd, interrupt[0])
     run = run_folder(cwd, job)
     wait_for_epoch(slurm, job, run, epoch=1)
-    slurm.run("scancel", "--signal=USR1", job)
+    slurm.run(*interrupt, job)
     start_requeued_now(slurm, job)
     slurm.wait(job, timeout=600)
     log = (cwd / f"slurm-{job}.out").read_text()
-    assert re.search(r"saved \S+hpc_ckpt_1\.ckpt and requeued SLURM job", log), log[-3000:]
-    resumed = re.search(
-        r"attempt 2 of \S+: resuming from hpc_ckpt_1\.ckpt \(epoch (\d+)(.*)\)", log
-    )
-    assert resumed and "batch" in resumed.group(2), log[-3000:]  # in the middle of an epoch
-    assert slurm.job(job)["Restarts"] == "1"
-    check_same_as_uninterrupted(run, uninterrupted(), attempts=2)
-
-
-def test_scontrol_requeue_without_warning_resumes_from_last_ckpt(
-    slurm, uninterrupted, tmp_path_factory
-) -> None:
-    cwd = tmp_path_factory.mktemp("requeue") / "requeue"
-    job = submit(slurm, cwd, "requeue")
-    run = run_folder(cwd, job)
-    wait_for_epoch(slurm, job, run, epoch=1)
-    slurm.run("scontrol", "requeue", job)
-    start_requeued_now(slurm, job)
-    slurm.wait(job, timeout=600)
-    log = (cwd / f"slurm-{job}.out").read_text()
-    assert re.search(r"attempt 2 of \S+: resuming from last\.ckpt \(epoch \d+\)", log), log[-3000:]
+    assert re.search(logged, log), log[-3000:]
     assert slurm.job(job)["Restarts"] == "1"
     check_same_as_uninterrupted(run, uninterrupted(), attempts=2)
