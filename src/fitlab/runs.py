@@ -80,7 +80,7 @@ def earlier_attempts(run: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         return earlier
     if record.get("status") == FAILED:
-        (run / "metrics.json").unlink()
+        (run / "metrics.json").unlink(missing_ok=True)  # every rank of a DDP job reads it
         if int(record.get("attempts", 1)) >= int(earlier["attempts"]):
             return record
     return earlier
