@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab import cluster, runs
+from fitlab import runs
 from fitlab.errors import FitlabError
 from fitlab.models.cnn import per_block
 from fitlab.runs import latest_checkpoint, newest_run
@@ -47,14 +47,6 @@ def resolve(cfg: DictConfig) -> Path | None:
             "train one first, pass the same experiment=/task_name= as that run, or give a path",
         )
     return latest_checkpoint(run).resolve()
-
-
-def requeued(output_dir: Path) -> Path | None:
-    """Under SLURM, the newest checkpoint of this job's own run folder, when it has one: the job
-    was requeued (after SIGUSR1, Lightning's ``hpc_ckpt_<n>.ckpt``, else ``last.ckpt``)."""
-    if cluster.slurm_job() is None or runs.status(output_dir) == runs.COMPLETED:
-        return None
-    return latest_checkpoint(output_dir)
 
 
 def continue_in_place(path: Path, output_dir: Path) -> int | None:

@@ -63,7 +63,8 @@ def train(cfg: DictConfig) -> float | None:
         if runs.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
             rank_zero_info(f"fitlab: {output_dir} completed in an earlier attempt of this job")
             return read_metrics(output_dir).get(cfg.optimized_metric)
-        cfg.ckpt_path = str(checkpoints.requeued(output_dir) or "") or None
+        if (latest := runs.latest_checkpoint(output_dir)) is not None:  # the job was requeued
+            cfg.ckpt_path = str(latest)
     resumed_step = None
     if cfg.train and cfg.get("ckpt_path") is not None:
         resumed_step = checkpoints.continue_in_place(checkpoints.resolve(cfg), output_dir)

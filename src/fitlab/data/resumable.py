@@ -94,7 +94,5 @@ class ResumableDataLoader(DataLoader):
         self.skip_batches = int(state["batches_done"])
         # Lightning makes the first iterator of a resumed fit before it sets the sampler's
         # epoch; worker processes would already draw indices from epoch 0's order.
-        if self.skip_batches:
-            for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(int(state["epoch"]))
+        if self.skip_batches and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(int(state["epoch"]))
