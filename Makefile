@@ -6,7 +6,7 @@ ARGS ?=
 .PHONY: install train test lint format
 
 install:
-	@$(PYTHON) -c "import fitlab, pytest, hydra_plugins.hydra_optuna_sweeper" 2>/dev/null \
+	@$(PYTHON) -c "import fitlab, pytest, allpairspy, hydra_plugins.hydra_optuna_sweeper" 2>/dev/null \
 		|| $(PYTHON) -m pip install -e ".[dev]"
 
 # PYTHONPATH=src: always this checkout's code, even where another copy of fitlab is installed.

@@ -124,7 +124,7 @@ def report_columns(metrics: list[str]) -> Callable[[Path, list[Run]], list[str]]
 
 
 def report_batchnorm(out: Path, runs: list[Run]) -> list[str]:
-    lines = grouped(runs, ["test/acc", "val/acc_best"])
+    lines = grouped(runs, ["test/acc", "val/loss_best"])
     reach = {}
     for run in runs:
         curve = scalar_series(out / run.path, "val/acc")

@@ -22,7 +22,7 @@ SCALARS = [
     f"{stage}/{name}"
     for stage in ("train", "val", "test")
     for name in ("loss", "acc", "balanced_acc", "f1_macro")
-] + ["val/auroc", "test/auroc", "val/acc_best"]
+] + ["val/auroc", "test/auroc", "val/loss_best"]
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, cli_env, read_metrics, run_cli, run_dirs
-from fitlab import runs
+from fitlab import checkpoints, runs
 from fitlab.callbacks import RandomState
+from fitlab.errors import FitlabError
 
-# Deterministic CPU run; 4 epochs, so that a kill after the second leaves epochs to go.
-ARGS = (*QUICK, "trainer.deterministic=true", "trainer.max_epochs=4")
+# A deterministic CPU run (one thread) that stops early: its validation loss is lowest at epoch 6,
+# early stopping (patience 2) ends it after epoch 8; killed once epoch 7 is saved, last.ckpt
+# (epoch 7) and the best checkpoint (epoch 6) are two different states.
+ARGS = (
+    *QUICK,
+    "trainer.deterministic=true",
+    "trainer.max_epochs=12",
+    "model.optimizer.lr=0.03",
+    "callbacks.early_stopping.patience=2",
+)
+KILL_AFTER, BEST, LAST = 7, 6, 8
 # One thread per run: two runs share the two cores without oversubscribing them.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
@@ -71,6 +82,53 @@ def test_only_the_latest_checkpoint_of_an_unfinished_run_continues_it(tmp_path: 
     assert runs.unfinished_run(last) == run
 
 
+def saved_run(compose_cfg, logs: Path, name: str, *overrides: str, mtime: float) -> Path:
+    """A run folder of task quick as fitlab-train leaves it: its config and a last.ckpt."""
+    run = logs / "quick" / "runs" / name
+    (run / ".hydra").mkdir(parents=True)
+    job = OmegaConf.to_container(compose_cfg("experiment=quick", *overrides), resolve=False)
+    job.pop("hydra")  # Hydra saves the job's config, unresolved, without its own node
+    OmegaConf.save(OmegaConf.create(job), run / ".hydra" / "config.yaml")
+    touch(run / "checkpoints" / "last.ckpt", mtime)
+    return run
+
+
+def last_for(compose_cfg, logs: Path, *overrides: str) -> Path:
+    cfg = compose_cfg("experiment=quick", "ckpt_path=last", f"paths.log_dir={logs}", *overrides)
+    return checkpoints.resolve(cfg)
+
+
+def test_last_is_the_newest_run_with_this_model_and_data(compose_cfg, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    wide = saved_run(compose_cfg, logs, "2026-01-01_10-00-00_aaaaaa", mtime=1)
+    narrow = saved_run(
+        compose_cfg, logs, "2026-01-02_10-00-00_bbbbbb", "model.channels=[8,16]", mtime=2
+    )
+    lt = saved_run(compose_cfg, logs, "2026-01-03_10-00-00_cccccc", "data=digits_lt", mtime=3)
+    assert last_for(compose_cfg, logs, "data=digits_lt") == lt / "checkpoints" / "last.ckpt"
+    assert last_for(compose_cfg, logs, "model.channels=[8,16]").parents[1] == narrow
+    # What may change when a run goes on (batch size, learning rate, dropout) does not matter;
+    # a kernel size given for every block is the same layout as one value.
+    same = last_for(
+        compose_cfg, logs, "data.batch_size=32", "model.optimizer.lr=0.1", "model.kernel_size=[3,3]"
+    )
+    assert same.parents[1] == wide
+
+
+def test_last_names_the_newest_runs_when_none_matches(compose_cfg, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    saved_run(compose_cfg, logs, "2026-01-01_10-00-00_aaaaaa", mtime=1)
+    saved_run(compose_cfg, logs, "2026-01-02_10-00-00_bbbbbb", "data=digits_lt", mtime=2)
+    with pytest.raises(FitlabError) as caught:
+        last_for(compose_cfg, logs, "model.norm=group")
+    message = str(caught.value)
+    assert "none of the 2 runs of task 'quick'" in message
+    newest, older = message.index("2026-01-02_10-00-00_bbbbbb"), message.index("2026-01-01_")
+    assert newest < older  # newest first, each with what differs
+    assert "(model.norm=batch, data.imbalance_ratio=" in message
+    assert "ckpt_path=RUN/checkpoints/last.ckpt" in message and "\n" not in message
+
+
 def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag's (step, value) points, as TensorBoard shows them."""
     events = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
@@ -105,31 +163,61 @@ def kill_after_epoch(proc: subprocess.Popen, runs_dir: Path, epoch: int) -> int:
     raise AssertionError(f"the run ended (rc={proc.poll()}) before epoch {epoch} was saved")
 
 
+def epoch_of(ckpt: Path) -> int:
+    return torch.load(ckpt, weights_only=True)["epoch"]
+
+
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     baseline = start(whole)  # both at once: two cores, half the wall time
     victim = start(killed)
-    epoch = kill_after_epoch(victim, killed / "logs" / "quick" / "runs", epoch=1)
-    assert victim.returncode == -9 and epoch < 3
+    epoch = kill_after_epoch(victim, killed / "logs" / "quick" / "runs", epoch=KILL_AFTER)
+    assert victim.returncode == -9 and epoch == KILL_AFTER
     (run,) = run_dirs(killed / "logs", "quick")
     assert not (run / "metrics.json").exists()
     assert baseline.wait(timeout=300) == 0
+    (reference_run,) = run_dirs(whole / "logs", "quick")
+    expected = read_metrics(reference_run)
+    # The uninterrupted run stopped early, after its best epoch, and last.ckpt is its final one.
+    assert expected["stopped_reason"] == "early_stopping"
+    assert Path(expected["best_ckpt_path"]).name == f"epoch_{BEST:03d}.ckpt"
+    assert epoch_of(reference_run / "checkpoints" / "last.ckpt") == LAST
 
     resumed = run_cli("fitlab.train", *ARGS, "ckpt_path=last", cwd=killed, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # From the last epoch, not the best one.
+    assert f"resuming from last.ckpt (epoch {KILL_AFTER})" in resumed.stdout + resumed.stderr
     assert run_dirs(killed / "logs", "quick") == [run]  # continued in its own folder
-    (reference_run,) = run_dirs(whole / "logs", "quick")
-    expected, got = read_metrics(reference_run), read_metrics(run)
-    assert got["stopped_reason"] == "max_epochs"
+    got = read_metrics(run)
+    # The best checkpoint and its score were restored: the resumed run tested epoch 8 too.
     assert Path(got.pop("best_ckpt_path")).name == Path(expected.pop("best_ckpt_path")).name
     assert (got.pop("attempts"), expected.pop("attempts")) == (2, 1)
     killed_s = got.pop("wall_time_s")
     assert killed_s > 0 and expected.pop("wall_time_s") > 0
     assert got == expected  # every metric, bit for bit
+    assert epoch_of(run / "checkpoints" / "last.ckpt") == LAST
     # Every epoch in TensorBoard once: what the killed attempt logged after its checkpoint is
     # hidden (purge_step), the resumed attempt logs it again.
     assert scalars(run / "tensorboard") == scalars(reference_run / "tensorboard")
     # The learning curves carry the epochs from before the kill.
     curves = "plots/learning_curves.png"
     assert (run / curves).read_bytes() == (reference_run / curves).read_bytes()
+
+    # The run completed: the same command again trains nothing and says so.
+    again = run_cli("fitlab.train", *ARGS, "ckpt_path=last", cwd=killed, env=ONE_THREAD)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"fitlab: {run} completed (early_stopping, trainer.max_epochs=12)" in again.stderr
+    assert run_dirs(killed / "logs", "quick") == [run]
+    assert read_metrics(run)["attempts"] == 2
+    assert epoch_of(run / "checkpoints" / "last.ckpt") == LAST
+    # Asked for more epochs it goes on, in its folder, from where early stopping stood (two
+    # epochs without a better loss): one more epoch, then early stopping ends it again.
+    more = run_cli(
+        "fitlab.train", *ARGS, "ckpt_path=last", "trainer.max_epochs=13", cwd=killed, env=ONE_THREAD
+    )
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert run_dirs(killed / "logs", "quick") == [run]
+    longer = read_metrics(run)
+    assert longer["attempts"] == 3 and longer["stopped_reason"] == "early_stopping"
+    assert epoch_of(run / "checkpoints" / "last.ckpt") == LAST + 1

@@ -1,6 +1,7 @@
 """Checkpoints a user passes in: found, loaded as data only, and matched against the model.
 
-``ckpt_path=last`` means the newest run of the task. Every checkpoint is read with
+``ckpt_path=last`` means the newest run of the task whose network and data are this command's.
+Every checkpoint is read with
 ``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, so a file that
 would import and call code when unpickled is refused instead of run. A checkpoint is matched
 twice: its saved hyperparameters against the config before anything is built, and its tensor
@@ -22,12 +23,26 @@ from omegaconf import DictConfig, OmegaConf
 from fitlab import runs
 from fitlab.errors import FitlabError
 from fitlab.models.cnn import per_block
-from fitlab.runs import latest_checkpoint, newest_run
+from fitlab.runs import latest_checkpoint, runs_with_checkpoints
 from fitlab.validation import shown
 
 # Classifier hyperparameters that decide the network's layers; the others (dropout, penalties,
 # optimizer) may change when a run is resumed or fine-tuned.
 ARCHITECTURE = ("channels", "kernel_size", "stride", "padding", "pool", "norm", "activation")
+# Data keys that decide which images a run saw and their shape; the batch size, workers and the
+# resampler may change between a run and its resumption.
+DATA_IDENTITY = (
+    "source",
+    "root",
+    "image_size",
+    "grayscale",
+    "val_fraction",
+    "test_fraction",
+    "seed",
+    "imbalance_ratio",
+    "num_folds",
+    "fold",
+)
 
 
 def resolve(cfg: DictConfig) -> Path | None:
@@ -39,14 +54,78 @@ def resolve(cfg: DictConfig) -> Path | None:
         return None
     if wanted != "last":
         return Path(wanted).expanduser().resolve()
-    runs = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
-    run = newest_run(runs)
-    if run is None:
+    return newest_matching_run(cfg)
+
+
+def newest_matching_run(cfg: DictConfig) -> Path:
+    """``ckpt_path=last``: the latest checkpoint of the newest run of the task whose model
+    layout and data are the ones ``cfg`` asks for."""
+    runs_dir = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+    candidates = runs_with_checkpoints(runs_dir)
+    if not candidates:
         raise FitlabError(
-            f"ckpt_path=last: no run of task '{cfg.task_name}' under {runs} has a checkpoint",
+            f"ckpt_path=last: no run of task '{cfg.task_name}' under {runs_dir} has a checkpoint",
             "train one first, pass the same experiment=/task_name= as that run, or give a path",
         )
-    return latest_checkpoint(run).resolve()
+    others = []
+    for run in candidates:
+        differs = run_differences(run, cfg)
+        if not differs:
+            return latest_checkpoint(run).resolve()
+        others.append(f"{run.name} ({', '.join(differs[:2])})")
+    raise FitlabError(
+        f"ckpt_path=last: none of the {len(others)} runs of task '{cfg.task_name}' under "
+        f"{runs_dir} has this command's model and data; the newest: {'; '.join(others[:3])}",
+        "pass the overrides of the run you mean (its .hydra/overrides.yaml), or its checkpoint "
+        "as ckpt_path=RUN/checkpoints/last.ckpt",
+    )
+
+
+def run_differences(run: Path, cfg: DictConfig) -> list[str]:
+    """The model-layout and data keys in which ``run``'s saved config differs from ``cfg``, as
+    ``key=the run's value``; empty when they agree (or the run kept no config to compare)."""
+    saved_path = run / ".hydra" / "config.yaml"
+    if not saved_path.is_file():
+        return []
+    saved = OmegaConf.load(saved_path)
+    differs = []
+    saved_model, model = saved.get("model") or {}, cfg.get("model") or {}
+    channels = _plain(saved_model, "channels")
+    for key in ARCHITECTURE:
+        if key in saved_model and key in model:
+            theirs, ours = _plain(saved_model, key), _plain(model, key)
+            if not _same_layout(key, ours, theirs, channels):
+                differs.append(f"model.{key}={shown(theirs)}")
+    saved_data, data = saved.get("data") or {}, cfg.get("data") or {}
+    for key in DATA_IDENTITY:
+        if key in saved_data or key in data:
+            theirs, ours = _plain(saved_data, key), _plain(data, key)
+            if theirs != ours and not (isinstance(theirs, str) and "${" in theirs):
+                differs.append(f"data.{key}={shown(theirs)}")
+    return differs
+
+
+def _plain(node: Any, key: str) -> Any:
+    """``node[key]`` as plain data, resolved where it can be (a saved config's ``${hydra:...}``
+    interpolations cannot), else as written."""
+    if key not in node:
+        return None
+    try:
+        value = node[key]
+    except Exception:  # an interpolation that only resolves inside the run
+        return OmegaConf.to_container(node, resolve=False).get(key)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _same_layout(key: str, ours: Any, theirs: Any, channels: Any) -> bool:
+    """Equal as layers: ``kernel_size=3`` is ``[3,3]`` for two blocks."""
+    if key == "channels":
+        return list(ours) == list(theirs)
+    blocks = len(channels) if isinstance(channels, list) else 1
+    try:
+        return per_block(ours, blocks, key) == per_block(theirs, blocks, key)
+    except FitlabError:  # a list for another number of blocks
+        return False
 
 
 def continue_in_place(path: Path, output_dir: Path) -> int | None:
@@ -126,17 +205,14 @@ def check_matches_config(ckpt: dict[str, Any], path: Path, cfg: DictConfig) -> N
     model = cfg.get("model")
     if model is None or not set(ARCHITECTURE) <= set(saved):
         return  # not a fitlab Classifier checkpoint: the shape check after building decides
-    blocks = len(saved["channels"])
     for key in ARCHITECTURE:
         if key not in model:
             continue
-        here = OmegaConf.to_container(model[key]) if OmegaConf.is_config(model[key]) else model[key]
-        if key == "channels":
-            same = list(here) == list(saved[key])
+        here = _plain(model, key)
+        if key != "channels" and len(model.channels) != len(saved["channels"]):
+            same = False
         else:
-            same = len(model.channels) == blocks and per_block(here, blocks, key) == per_block(
-                saved[key], blocks, key
-            )
+            same = _same_layout(key, here, saved[key], saved["channels"])
         if not same:
             raise FitlabError(
                 f"checkpoint {path} is a model with model.{key}={shown(saved[key])}, "

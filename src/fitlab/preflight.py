@@ -8,8 +8,10 @@ value is checked (:mod:`fitlab.validation`) and the checkpoint to resume is foun
 fail together are caught when their job starts, and fail alone.
 
 Resuming the ``last.ckpt`` of a run that did not complete continues that run in its own folder,
-so its best checkpoint, early-stopping state and curves carry on; the resumed attempt's Hydra
-files go to ``.hydra/resume_<time>/`` beside the original ones.
+so its best checkpoint and score, early-stopping state and curves carry on; the resumed
+attempt's Hydra files go to ``.hydra/resume_<time>/`` beside the original ones. A run that
+completed is continued only for more epochs than it had (``trainer.max_epochs``); otherwise the
+command says so and trains nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Plan:
     multirun: bool = False
     sweep_dir: Path | None = None
     resumed_run: Path | None = None
+    completed_run: Path | None = None  # the checkpoint's run ended and no more epochs are asked
 
 
 # Set once the command line passed: a single run's job does not check its config twice.
@@ -85,7 +88,11 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
     if ckpt is not None and cfg.ckpt_path == "last":
         result.overrides.append(f"ckpt_path={quoted(ckpt)}")
     continues = resume_in_place and not multirun and cfg.get("train") and ckpt is not None
-    run = runs.unfinished_run(ckpt) if continues else None
+    run = runs.continued_by(ckpt) if continues else None
+    if run is not None and runs.status(run) == runs.COMPLETED and not more_epochs(cfg, run):
+        result.completed_run = run
+        checked = True
+        return result
     if run is not None:
         result.resumed_run = run
         result.overrides += [
@@ -96,6 +103,26 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
         note_changed_overrides(run, [o for o in args.overrides if not o.startswith("ckpt_path=")])
     checked = True
     return result
+
+
+def more_epochs(cfg: DictConfig, run: Path) -> bool:
+    """The command asks for more epochs than the completed ``run`` was given."""
+    wanted = cfg.trainer.get("max_epochs")
+    had = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.get("max_epochs")
+    return wanted != had and (wanted == -1 or (had != -1 and wanted > had))
+
+
+def completed_note(run: Path) -> str:
+    """What a command that would resume a completed run says instead of training again."""
+    record = runs.read_record(run)
+    epochs = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.get("max_epochs")
+    stopped = record.get("stopped_reason", "completed")
+    early = " (early stopping counts on from its state)" if stopped == "early_stopping" else ""
+    return (
+        f"fitlab: {run} completed ({stopped}, trainer.max_epochs={epochs}); nothing to train; "
+        f"its metrics.json has the results, fitlab-eval ckpt_path=... tests a checkpoint again, "
+        f"trainer.max_epochs=N above {epochs} trains it on{early}"
+    )
 
 
 def check(cfg: DictConfig) -> None:

@@ -99,28 +99,46 @@ def remove_superseded_hpc_checkpoints(run: Path) -> list[Path]:
     return stale
 
 
-def newest_run(runs_dir: Path) -> Path | None:
-    """The newest run under ``runs_dir`` with a checkpoint (folder names start with the time)."""
+def runs_with_checkpoints(runs_dir: Path) -> list[Path]:
+    """The runs under ``runs_dir`` that have a checkpoint, newest first (names start with the
+    time)."""
     if not runs_dir.is_dir():
-        return None
-    runs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and latest_checkpoint(p))
-    return runs[-1] if runs else None
+        return []
+    return sorted(
+        (p for p in runs_dir.iterdir() if p.is_dir() and latest_checkpoint(p)), reverse=True
+    )
+
+
+def newest_run(runs_dir: Path) -> Path | None:
+    """The newest run under ``runs_dir`` with a checkpoint."""
+    return next(iter(runs_with_checkpoints(runs_dir)), None)
+
+
+def read_record(run: Path) -> dict[str, Any]:
+    """The run's ``metrics.json``; empty when it never wrote one (killed) or it is unreadable."""
+    try:
+        return json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def status(run: Path) -> str | None:
     """``completed``, ``failed``, or None for a run that never wrote metrics.json (killed)."""
-    try:
-        return json.loads((run / "metrics.json").read_text()).get("status", COMPLETED)
-    except (OSError, ValueError):
-        return None
+    record = read_record(run)
+    return record.get("status", COMPLETED) if record else None
+
+
+def continued_by(ckpt: Path) -> Path | None:
+    """The run folder that ``ckpt`` is the latest state of; None for an older checkpoint (the
+    best epoch, say), from which a new run starts."""
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run if latest_checkpoint(run) == ckpt and (run / ".hydra").is_dir() else None
 
 
 def unfinished_run(ckpt: Path) -> Path | None:
     """The run that ``ckpt`` continues: its latest checkpoint, and the run did not complete."""
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    if latest_checkpoint(run) == ckpt and (run / ".hydra").is_dir() and status(run) != COMPLETED:
-        return run
-    return None
+    run = continued_by(ckpt)
+    return run if run is not None and status(run) != COMPLETED else None
 
 
 def one_line(exc: BaseException) -> str:

@@ -27,9 +27,9 @@ from fitlab.errors import EXIT_USAGE, FitlabError, report
 
 matplotlib.use("Agg")
 
-# Shown on the console and in summary.md after the optimized metric; the CSV has every metric.
+# Shown on the console and in summary.md after the optimized metric (best, then last epoch); the
+# CSV has every metric.
 HEADLINE = (
-    "val/acc_best",
     "test/acc",
     "test/balanced_acc",
     "test/f1_macro",
@@ -123,7 +123,8 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
         else:
             run.group = ("all runs",) if pooled else (run.path,)
     metric = next((r.optimized_metric for r in runs if r.optimized_metric), None)
-    shown = [m for m in (metric, *HEADLINE) if m and any(m in r.metrics for r in runs)]
+    best = f"{metric}_best" if metric else None  # the value a sweeper ranked the run by
+    shown = [m for m in (best, metric, *HEADLINE) if m and any(m in r.metrics for r in runs)]
 
     # summary.csv: everything
     all_keys = list(dict.fromkeys(k for run in runs for k in run.overrides))

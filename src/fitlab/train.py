@@ -1,7 +1,8 @@
 """``fitlab-train``: seed, build, fit, test the best checkpoint, write ``metrics.json``.
 
-Returns the optimized metric, so Hydra sweepers (Optuna, ...) can rank the run; a run that
-diverged before it was ever validated returns the worst value instead of a crash.
+Returns the optimized metric's best value (``val/<metric>_best``, the score of the checkpoint it
+tested), so Hydra sweepers (Optuna, ...) rank the run by the same "best"; a run that diverged
+before it was ever validated returns the worst value instead of a crash.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.train and cfg.get("ckpt_path") is None and cluster.slurm_job():
         if runs.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
             rank_zero_info(f"fitlab: {output_dir} completed in an earlier attempt of this job")
-            return read_metrics(output_dir).get(cfg.optimized_metric)
+            record = read_metrics(output_dir)
+            return record.get(f"{cfg.optimized_metric}_best", record.get(cfg.optimized_metric))
         if (latest := runs.latest_checkpoint(output_dir)) is not None:  # the job was requeued
             cfg.ckpt_path = str(latest)
     resumed_step = None
@@ -118,8 +120,11 @@ def train(cfg: DictConfig) -> float | None:
     scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
     log_hparams_session(trainer, run_hparams(hparams), scalars)
     rank_zero_info(f"fitlab: metrics written to {path}")
-    value = metrics.get(cfg.optimized_metric)
-    return rankable(value, cfg.optimized_metric) if cfg.train else value
+    if not cfg.train:
+        return metrics.get(cfg.optimized_metric)
+    # The sweeper ranks the run by its best epoch (the tested checkpoint's), not its last one.
+    best_value = metrics.get(f"{cfg.optimized_metric}_best", metrics.get(cfg.optimized_metric))
+    return rankable(best_value, cfg.optimized_metric)
 
 
 main = hydra_entry("train", train, resume_in_place=True)
