@@ -61,6 +61,26 @@ def test_callbacks_none_saves_no_checkpoint_unless_asked(compose_cfg) -> None:
     assert isinstance(build_trainer(asked).checkpoint_callback, ModelCheckpoint)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "metric", "mode"),
+    [
+        ((), "val/loss", "min"),
+        (("optimized_metric=val/balanced_acc",), "val/balanced_acc", "max"),
+        (("experiment=imbalance", "hydra.mode=RUN"), "val/balanced_acc", "max"),
+        (("optimized_metric=train/loss",), "train/loss", "min"),
+    ],
+)
+def test_optimized_metric_decides_every_best(compose_cfg, overrides, metric, mode) -> None:
+    cfg = compose_cfg(*overrides)
+    trainer = build_trainer(cfg)
+    checkpoint, early = trainer.checkpoint_callback, trainer.early_stopping_callback
+    assert (checkpoint.monitor, checkpoint.mode) == (metric, mode)
+    assert (early.monitor, early.mode) == (metric, mode)
+    _, model = build_parts(cfg)
+    assert model.hparams.monitor == metric  # val/<metric>_best and the LR scheduler's monitor
+    assert type(model.best).__name__ == f"{mode.capitalize()}Metric"
+
+
 def test_eval_config_composes(compose_cfg) -> None:
     cfg = compose_cfg("ckpt_path=x.ckpt", "experiment=quick", config_name="eval")
     assert cfg.task_name == "eval" and cfg.model.channels == [16, 32]

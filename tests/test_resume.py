@@ -221,3 +221,9 @@ def test_killed_and_resumed_run_ends_like_the_uninterrupted_one(tmp_path: Path) 
     longer = read_metrics(run)
     assert longer["attempts"] == 3 and longer["stopped_reason"] == "early_stopping"
     assert epoch_of(run / "checkpoints" / "last.ckpt") == LAST + 1
+    # Its latest attempt had 13: 13 again is not more.
+    same = run_cli(
+        "fitlab.train", *ARGS, "ckpt_path=last", "trainer.max_epochs=13", cwd=killed, env=ONE_THREAD
+    )
+    assert "completed (early_stopping, trainer.max_epochs=13)" in same.stderr
+    assert read_metrics(run)["attempts"] == 3

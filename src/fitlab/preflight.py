@@ -106,16 +106,16 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
 
 
 def more_epochs(cfg: DictConfig, run: Path) -> bool:
-    """The command asks for more epochs than the completed ``run`` was given."""
+    """The command asks for more epochs than the completed ``run`` was last given."""
     wanted = cfg.trainer.get("max_epochs")
-    had = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.get("max_epochs")
+    had = OmegaConf.load(runs.latest_config(run)).trainer.get("max_epochs")
     return wanted != had and (wanted == -1 or (had != -1 and wanted > had))
 
 
 def completed_note(run: Path) -> str:
     """What a command that would resume a completed run says instead of training again."""
     record = runs.read_record(run)
-    epochs = OmegaConf.load(run / ".hydra" / "config.yaml").trainer.get("max_epochs")
+    epochs = OmegaConf.load(runs.latest_config(run)).trainer.get("max_epochs")
     stopped = record.get("stopped_reason", "completed")
     early = " (early stopping counts on from its state)" if stopped == "early_stopping" else ""
     return (

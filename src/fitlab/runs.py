@@ -114,6 +114,13 @@ def newest_run(runs_dir: Path) -> Path | None:
     return next(iter(runs_with_checkpoints(runs_dir)), None)
 
 
+def latest_config(run: Path) -> Path:
+    """The config of the run's latest attempt: ``.hydra/resume_<time>/config.yaml`` of the newest
+    resumption, else ``.hydra/config.yaml``."""
+    resumed = sorted((run / ".hydra").glob("resume_*/config.yaml"))
+    return resumed[-1] if resumed else run / ".hydra" / "config.yaml"
+
+
 def read_record(run: Path) -> dict[str, Any]:
     """The run's ``metrics.json``; empty when it never wrote one (killed) or it is unreadable."""
     try:
