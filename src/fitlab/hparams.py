@@ -3,7 +3,7 @@
 Lightning writes the HPARAMS summary only together with metric values, which it logs again as
 scalars at one step; that would add a stray point to the learning curves. So the summary is
 written here at the end of the run, naming the metrics that already are scalars in the run
-(``test/acc``, ``val/acc_best``, ...): TensorBoard takes each column's value from that scalar.
+(``test/acc``, ``val/loss_best``, ...): TensorBoard takes each column's value from that scalar.
 """
 
 from __future__ import annotations
