@@ -16,8 +16,8 @@ import torch
 
 from conftest import QUICK, call_entry, run_cli
 from fitlab import eval as fitlab_eval
+from fitlab import preflight
 from fitlab import train as fitlab_train
-from fitlab.errors import FitlabError
 
 
 def refused(entry, argv: list[str], cwd: Path, monkeypatch, capsys) -> str:
@@ -67,6 +67,19 @@ PRE_FOLDER = [
     (["+data.root=missing"], "data.root=missing does not exist"),
     (["ckpt_path=last"], "ckpt_path=last: no run of task 'train'"),
     (["ckpt_path=gone.ckpt"], "gone.ckpt does not exist"),
+    # Trainer arguments that only Lightning would have refused, once the folder existed
+    (["trainer.devices=0"], "trainer.devices=0 is not an integer >= 1, -1 (all), auto or a list"),
+    (["-m", "trainer.devices=1,0"], "trainer.devices=0 is not"),
+    (["debug=default", "+trainer.val_check_interval=2.5"], "val_check_interval=2.5 is not"),
+    (["+trainer.strategy=dpp"], "trainer.strategy=dpp is not auto or a strategy name"),
+    # a metric fit never logs: the whole run would have trained for nothing
+    (["optimized_metric=val/nonexistent"], "is not a metric the model logs during fit"),
+    (["experiment=imbalance", "optimized_metric=test/balanced_acc"], "by the test set"),
+    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0 is not"),
+    # experiments that are sweeps by their config (hydra.mode: MULTIRUN), without -m
+    (["experiment=batchnorm", "trainer.max_epochs=-5"], "trainer.max_epochs=-5 is not"),
+    (["experiment=cross_validation", "data.num_folds=3"], "data.fold=3 is not below"),
+    (["hparams_search=digits_optuna", "data.batch_size=choice(16,0)"], "data.batch_size=0 is"),
 ]
 
 
@@ -77,10 +90,29 @@ def test_refused_before_any_folder(tmp_path, monkeypatch, capsys, argv, words) -
     assert not (tmp_path / "logs").exists()  # no run folder, nothing trained
 
 
-def test_full_traceback_with_hydra_full_error(tmp_path, monkeypatch) -> None:
+def test_a_sweep_set_by_the_config_is_a_multirun(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert preflight.plan("train", ["experiment=batchnorm"], False).multirun
+    assert not preflight.plan("train", ["experiment=quick"], False).multirun
+    # its own sweep can take swept values from the command line
+    assert preflight.plan("train", ["experiment=batchnorm", "trainer.max_epochs=3,5"], False)
+
+
+# Found by the preflight checks, and only when the job has built the data.
+FULL_ERRORS = [["model.dropout=1.5"], [*QUICK, "data.val_fraction=0.001"]]
+
+
+@pytest.mark.parametrize("argv", FULL_ERRORS, ids=["preflight", "job start"])
+def test_full_traceback_with_hydra_full_error(tmp_path, monkeypatch, capsys, argv) -> None:
+    """HYDRA_FULL_ERROR=1 adds the traceback; a user mistake still exits 2 and leaves nothing."""
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    with pytest.raises(FitlabError, match=r"model\.dropout=1\.5"):
-        call_entry(fitlab_train.main, ["model.dropout=1.5"], tmp_path, monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        call_entry(fitlab_train.main, argv, tmp_path, monkeypatch)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert f"fitlab.errors.FitlabError: {argv[-1]}" in err
+    assert not list(tmp_path.glob("logs/*/runs/*"))
 
 
 def test_eval_needs_a_checkpoint(tmp_path, monkeypatch, capsys) -> None:
@@ -158,11 +190,12 @@ def test_checkpoint_for_other_data_fails_its_start_and_leaves_no_folder(
 def test_failed_resume_leaves_the_run_as_it_was(trained, tmp_path, monkeypatch, capsys) -> None:
     # A killed run (no metrics.json) resumed with the wrong data: it continues in its own
     # folder, so the failure must take back only what the attempt added.
+    # (By its path: ckpt_path=last only picks a run with this command's model and data.)
     run = tmp_path / "logs" / "quick" / "runs" / trained.name
     shutil.copytree(trained, run)
     (run / "metrics.json").unlink()
     before = digest(run)
-    argv = [*QUICK, "data.image_size=16", "ckpt_path=last"]
+    argv = [*QUICK, "data.image_size=16", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
     line = refused(fitlab_train.main, argv, tmp_path, monkeypatch, capsys)
     assert "does not fit this model" in line
     after = digest(run)
@@ -187,12 +220,34 @@ def test_data_that_cannot_be_split_fails_its_start_and_leaves_no_folder(
     assert list((tmp_path / "logs" / "quick" / "runs").iterdir()) == []
 
 
+REAL = [
+    ("model.dropout=1.5", "fitlab: error: model.dropout=1.5 is not a number in [0, 1); set "
+     "model.dropout to a number in [0, 1), one value for all blocks or a list with one per block"),
+    ("trainer.devices=0", "fitlab: error: trainer.devices=0 is not an integer >= 1, -1 (all), "
+     "auto or a list of device ids; set trainer.devices to an integer >= 1, -1 (all), auto or "
+     "a list of device ids"),
+]  # fmt: skip
+
+
 @pytest.mark.slow
-def test_a_real_process_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    result = run_cli("fitlab.train", "model.dropout=1.5", cwd=tmp_path)
+@pytest.mark.parametrize(("override", "line"), REAL, ids=[o for o, _ in REAL])
+def test_a_real_process_prints_one_line_and_exits_2(tmp_path: Path, override, line) -> None:
+    result = run_cli("fitlab.train", override, cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        "fitlab: error: model.dropout=1.5 is not a number in [0, 1); set model.dropout to a "
-        "number in [0, 1), one value for all blocks or a list with one per block"
-    ]
+    assert result.stderr.splitlines() == [line]
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_a_real_process_shows_the_traceback_and_exits_2(tmp_path: Path) -> None:
+    result = run_cli(
+        "fitlab.train", "trainer.devices=0", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"}
+    )
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert (
+        result.stderr.rstrip()
+        .splitlines()[-1]
+        .startswith("fitlab.errors.FitlabError: trainer.devices=0 is not")
+    )
     assert not (tmp_path / "logs").exists()

@@ -11,9 +11,10 @@ import logging
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import lightning as L
@@ -56,8 +57,10 @@ def hydra_entry(
         try:
             plan = preflight.plan(config_name, sys.argv[1:], resume_in_place)
         except FitlabError as err:
-            report(err)
-            sys.exit(EXIT_USAGE)
+            exit_usage(err)
+        if plan is not None and plan.completed_run is not None:
+            print(preflight.completed_note(plan.completed_run), file=sys.stderr, flush=True)
+            return None
         if plan is not None:
             sys.argv.extend(plan.overrides)  # also seen by Lightning's DDP re-launch
         result = run()
@@ -89,15 +92,26 @@ def job_failed(exc: Exception) -> None:
         runs.remove(output_dir / hydra_cfg.output_subdir)
     else:  # a start that failed leaves no folder behind
         runs.remove(output_dir)
-    if os.environ.get("HYDRA_FULL_ERROR") == "1" or (err is None and not multirun):
-        raise exc
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if err is None and (full_error or not multirun):
+        raise exc  # a bug: Hydra shows the traceback
     if not multirun:
-        report(err)
-        sys.exit(EXIT_USAGE)
-    if err is None:
+        exit_usage(err, exc)
+    if err is None or full_error:
         log.error("job %s failed", hydra_cfg.job.num, exc_info=exc)
     print(f"fitlab: error: job {hydra_cfg.job.num}: {message}", file=sys.stderr, flush=True)
     return None  # the sweep goes on; Optuna records the trial as failed
+
+
+def exit_usage(err: FitlabError, exc: BaseException | None = None) -> NoReturn:
+    """A user mistake: its one line, or under ``HYDRA_FULL_ERROR=1`` the traceback of ``exc``
+    (what raised it, by default ``err``); exit status 2 either way."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exception(exc or err)
+        sys.stderr.flush()
+    else:
+        report(err)
+    sys.exit(EXIT_USAGE)
 
 
 def exit_if_jobs_failed(sweep_dir: Path | None) -> None:

@@ -27,6 +27,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fitlab import checkpoints, cluster, runs
@@ -62,11 +63,19 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
     hands_off = any(getattr(args, a) for a in HYDRA_ONLY + OWN_CONFIG)
     if hands_off or int(os.environ.get("LOCAL_RANK", "0")) > 0:  # DDP workers: rank 0 checked
         return None
-    multirun = args.multirun or "hydra.mode=MULTIRUN" in args.overrides
     try:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
     except OverrideParseException as exc:
         raise hydra_error(exc, config_name, args.overrides) from exc
+    # Hydra takes the mode and the sweep from the composed config too: an experiment that sets
+    # hydra.mode: MULTIRUN (experiment=batchnorm) is a sweep over its hydra.sweeper.params.
+    base = compose_config(config_name, [o.input_line for o in parsed if not o.is_sweep_override()])
+    multirun = args.multirun or base.hydra.mode == RunMode.MULTIRUN
+    if multirun:
+        given = {o.key_or_group for o in parsed}
+        params = base.hydra.sweeper.get("params") or {}
+        own = [f"{key}={value}" for key, value in params.items() if key not in given]
+        parsed = OverridesParser.create().parse_overrides(own) + parsed  # the command line wins
     fixed = [o.input_line for o in parsed if not (multirun and o.is_sweep_override())]
     # Interval sweeps (Optuna) have no values to try here; their jobs check themselves.
     swept = [

@@ -75,7 +75,11 @@ class StopOnNonFiniteLoss(L.Callback):
     def _check_weights(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A finite loss can still produce an inf update on the last batch of an epoch; checked
         # here, before ModelCheckpoint (always called after other callbacks) saves the epoch.
-        tensors = [t for t in pl_module.state_dict().values() if t.is_floating_point()]
+        # The network's parameters and buffers (BatchNorm statistics), not the state_dict: it
+        # also holds metric states, and a best-so-far that has seen no value yet is -inf.
+        tensors = [
+            t for t in (*pl_module.parameters(), *pl_module.buffers()) if t.is_floating_point()
+        ]
         broken = not all(bool(torch.isfinite(t).all()) for t in tensors)
         self._stop_if(trainer, broken, "the weights became non-finite")
 

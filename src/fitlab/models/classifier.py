@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
+from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection, MinMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -40,14 +40,33 @@ def metric_key(class_name: str) -> str:
     return str(class_name).replace("/", "_")
 
 
+# The epoch metrics of each stage, logged as <stage>/<name> beside <stage>/loss. AUROC needs the
+# probabilities of the whole epoch: it is computed on held-out data only.
+METRICS: dict[str, Callable[[int], Metric]] = {
+    "acc": lambda n: MulticlassAccuracy(n, average="micro"),
+    "balanced_acc": lambda n: MulticlassRecall(n, average="macro"),
+    "f1_macro": lambda n: MulticlassF1Score(n, average="macro"),
+    "auroc": lambda n: MulticlassAUROC(n, average="macro"),
+}
+HELD_OUT_ONLY = ("auroc",)
+
+
+def computed_metrics(stage: str) -> list[str]:
+    return [name for name in METRICS if stage != "train" or name not in HELD_OUT_ONLY]
+
+
+def metric_names(stage: str) -> list[str]:
+    """The epoch metrics ``stage`` logs: ``<stage>/loss``, then ``<stage>/<name>`` of METRICS."""
+    return [f"{stage}/{name}" for name in ("loss", *computed_metrics(stage))]
+
+
+# What fit logs every epoch, so what a checkpoint, early stopping, the LR scheduler or a sweep
+# can follow (validation checks these names); test/* comes after fit.
+FIT_METRICS = (*metric_names("val"), *metric_names("train"))
+
+
 def stage_metrics(num_classes: int, stage: str) -> MetricCollection:
-    metrics = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "balanced_acc": MulticlassRecall(num_classes, average="macro"),
-        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-    }
-    if stage != "train":
-        metrics["auroc"] = MulticlassAUROC(num_classes, average="macro")
+    metrics = {name: METRICS[name](num_classes) for name in computed_metrics(stage)}
     return MetricCollection(metrics, prefix=f"{stage}/")
 
 
@@ -74,7 +93,7 @@ class Classifier(L.LightningModule):
         l2: float = 0.0,
         label_smoothing: float = 0.0,
         class_weights: str | None = None,
-        monitor: str = "val/acc",
+        monitor: str = "val/loss",
         compile: bool = False,
         channels_last: bool | str = "auto",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,

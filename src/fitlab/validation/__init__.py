@@ -18,6 +18,7 @@ CHECKS = (
     consistency.check_splits,
     consistency.check_epochs,
     consistency.check_accelerator,
+    consistency.check_directions,
     consistency.check_model_fits_image,
     consistency.check_data_root,
     consistency.check_targets,

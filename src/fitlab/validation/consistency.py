@@ -13,13 +13,14 @@ import torch
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 
+from fitlab.config import metric_mode, optuna_direction
 from fitlab.data.resampling import FITLAB_KEYS
 from fitlab.data.roots import check_image_root
 from fitlab.data.sources import IMAGE_SIZES
 from fitlab.data.split import check_fractions
 from fitlab.errors import FitlabError
 from fitlab.models.cnn import CNN
-from fitlab.validation.rules import integer, is_int, lookup, shown
+from fitlab.validation.rules import COUNT, integer, is_int, lookup, shown
 
 
 def check_channels(cfg: DictConfig) -> None:
@@ -59,14 +60,41 @@ def check_epochs(cfg: DictConfig) -> None:
 
 def check_accelerator(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer") or {}
-    if trainer.get("accelerator") in ("gpu", "cuda"):
-        wanted = trainer.get("devices", 1)
+    accelerator, wanted = trainer.get("accelerator"), trainer.get("devices", 1)
+    if accelerator in ("gpu", "cuda"):
         have = torch.cuda.device_count()
         if have == 0 or (is_int(wanted) and wanted > have):
             raise FitlabError(
                 f"trainer.accelerator={trainer.accelerator} with trainer.devices={shown(wanted)} "
                 f"but this machine has {have} visible GPU(s)",
                 "use trainer=cpu, trainer.accelerator=auto, or fewer trainer.devices",
+            )
+    gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not gpu)
+    if on_cpu and wanted != "auto" and not COUNT.accepts(wanted):  # ids and -1 name GPUs
+        raise FitlabError(
+            f"trainer.devices={shown(wanted)} with trainer.accelerator={accelerator} on the CPU",
+            "set trainer.devices to a number of processes >= 1 or auto (ids and -1 are for GPUs)",
+        )
+
+
+# A key that goes the way of a metric, the metric, and the way a metric's name says.
+FOLLOWS = {
+    "hydra.sweeper.direction": ("optimized_metric", optuna_direction),
+    "callbacks.model_checkpoint.mode": ("callbacks.model_checkpoint.monitor", metric_mode),
+    "callbacks.early_stopping.mode": ("callbacks.early_stopping.monitor", metric_mode),
+}
+
+
+def check_directions(cfg: DictConfig) -> None:
+    """A sweep or a callback follows its metric the right way: losses and errors down."""
+    for key, (metric_key, way) in FOLLOWS.items():
+        value, metric = lookup(cfg, key)[1], lookup(cfg, metric_key)[1]
+        if isinstance(value, str) and isinstance(metric, str) and value != way(metric):
+            better = "lower" if metric_mode(metric) == "min" else "higher"
+            raise FitlabError(
+                f"{key}={value} but {metric_key}={metric} is better {better}",
+                f"set {key} to {way(metric)}",
             )
 
 

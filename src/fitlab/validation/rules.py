@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.strategies import StrategyRegistry
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from fitlab.data.sources import SOURCES
 from fitlab.errors import FitlabError
+from fitlab.models.classifier import FIT_METRICS
 from fitlab.models.cnn import ACTIVATIONS, NORMS, POOLS, per_block
 
 
@@ -28,6 +34,7 @@ class Kind:
 
     accepts: Callable[[Any], bool]
     words: str
+    detail: str = ""  # more for the fix than fits in the message, e.g. a long list of names
 
 
 def is_int(v: Any) -> bool:
@@ -63,18 +70,74 @@ def either(*kinds: Kind) -> Kind:
     return Kind(lambda v: any(k.accepts(v) for k in kinds), " or ".join(k.words for k in kinds))
 
 
+def named(options: Iterable[str], words: str = "", detail: str = "") -> Kind:
+    """An option name, in any case (as Lightning reads it), or a ``_target_`` config of a class."""
+    options = list(options)
+
+    def accepts(v: Any) -> bool:
+        return (isinstance(v, str) and v.lower() in options) or _is_target(v)
+
+    return Kind(accepts, words or f"one of {', '.join(options)}", detail)
+
+
+def _is_target(v: Any) -> bool:
+    return isinstance(v, DictConfig) and "_target_" in v  # its import is checked by check_targets
+
+
+def _is_device_ids(v: Any) -> bool:
+    """What Lightning parses as devices: a count >= 1, -1 (all), or a list of device ids."""
+    if isinstance(v, str):
+        ids = v.split(",")
+        return (
+            v in ("auto", "-1")
+            or (v.isdigit() and int(v) > 0)
+            or (len(ids) > 1 and all(i.isdigit() for i in ids if i) and any(ids))
+        )
+    if isinstance(v, (ListConfig, list)):
+        return len(v) > 0 and len(set(v)) == len(v) and all(is_int(i) and i >= 0 for i in v)
+    return is_int(v) and (v >= 1 or v == -1)
+
+
+def _is_duration(v: Any) -> bool:
+    """'DD:HH:MM:SS' or {days: ..., hours: ...}: what Lightning's Timer (max_time) parses."""
+    if isinstance(v, DictConfig):
+        v = OmegaConf.to_container(v, resolve=True)
+    if not isinstance(v, (str, dict)):
+        return False
+    try:
+        return Timer(duration=v)._duration > 0
+    except Exception:  # Lightning raises MisconfigurationException, TypeError or ValueError
+        return False
+
+
 BOOLEAN = Kind(lambda v: isinstance(v, bool), "true or false")
 PROBABILITY = number(0, 1)  # [0, 1): a dropout of 1 drops everything
 PENALTY = number(0)
 SEED = integer(0, 2**32 - 1)  # what NumPy and Lightning accept
 NAME = Kind(lambda v: isinstance(v, str) and re.fullmatch(r"[\w.-]+", v) is not None, "a name")
+# Only what fit logs: the checkpoint, early stopping and the sweepers follow it while training.
 METRIC = Kind(
-    lambda v: isinstance(v, str) and re.fullmatch(r"(train|val|test|fit)/\S+", v) is not None,
-    "a logged metric such as val/acc or val/loss",
+    lambda v: v in FIT_METRICS,
+    "a metric the model logs during fit",
+    f"one of {', '.join(FIT_METRICS)}; test/* metrics exist only after fit, and choosing the "
+    "best epoch or trial by the test set would not be an honest test",
 )
 MODE = one_of(["min", "max"])
+FRACTION = Kind(lambda v: isinstance(v, float) and 0 < v <= 1, "a fraction in (0, 1]")
 BATCHES = either(integer(0), Kind(lambda v: isinstance(v, float) and 0 <= v <= 1, "a fraction"))
 PRECISIONS = [a for part in typing.get_args(_PRECISION_INPUT) for a in typing.get_args(part)]
+DEVICES = Kind(_is_device_ids, "an integer >= 1, -1 (all), auto or a list of device ids")
+DURATION = Kind(_is_duration, "a duration DD:HH:MM:SS or {days:..,hours:..,minutes:..}")
+STRATEGY = named(
+    ["auto", *StrategyRegistry.available_strategies()],
+    "auto or a strategy name",
+    "e.g. ddp, ddp_spawn, fsdp, deepspeed: Lightning's StrategyRegistry has them all",
+)
+PATH = Kind(lambda v: isinstance(v, str) and v != "", "a path")
+FINITE = Kind(_is_number, "a finite number")
+SIGNAL = Kind(lambda v: v in signal.Signals.__members__, "a signal name such as SIGUSR1")
+# An int, or its digits as text: oc.env interpolations (the SLURM launcher's) give text.
+COUNT = Kind(lambda v: integer(1).accepts(int(v) if str(v).isdigit() else v), "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -83,6 +146,11 @@ class Rule:
     kind: Kind
     null: bool = False  # null is allowed
     blocks: bool = False  # one value for every CNN block, or a list with one per block
+
+
+def switches(section: str, names: str, null: bool = False) -> tuple[Rule, ...]:
+    """A true-or-false rule for each of ``names`` (space-separated) under ``section``."""
+    return tuple(Rule(f"{section}.{name}", BOOLEAN, null=null) for name in names.split())
 
 
 RULES = (
@@ -141,19 +209,77 @@ RULES = (
     Rule("trainer.limit_train_batches", BATCHES, null=True),
     Rule("trainer.limit_val_batches", BATCHES, null=True),
     Rule("trainer.limit_test_batches", BATCHES, null=True),
+    # Every other Trainer argument a config or the command line can set (the tests hold this
+    # table to Lightning's signature): what Lightning would refuse only once it starts.
+    Rule("trainer.devices", DEVICES),
+    Rule("trainer.strategy", STRATEGY),
+    Rule("trainer.min_steps", integer(0), null=True),
+    Rule("trainer.max_time", DURATION, null=True),
+    Rule("trainer.limit_predict_batches", BATCHES, null=True),
+    Rule("trainer.fast_dev_run", either(BOOLEAN, integer(0))),
+    Rule("trainer.overfit_batches", BATCHES),
+    Rule("trainer.val_check_interval", either(integer(1), FRACTION, DURATION), null=True),
+    Rule("trainer.num_sanity_val_steps", integer(-1), null=True),
+    Rule("trainer.gradient_clip_algorithm", named(["norm", "value"]), null=True),
+    Rule("trainer.profiler", named(["simple", "advanced", "pytorch", "xla"]), null=True),
+    Rule("trainer.reload_dataloaders_every_n_epochs", integer(0)),
+    Rule("trainer.default_root_dir", PATH, null=True),
+    Rule("trainer.model_registry", PATH, null=True),
+    *switches("trainer", "enable_checkpointing enable_progress_bar enable_model_summary", True),
+    *switches("trainer", "benchmark", null=True),
+    *switches("trainer", "inference_mode use_distributed_sampler detect_anomaly barebones"),
+    *switches("trainer", "sync_batchnorm enable_autolog_hparams"),
     Rule("callbacks.model_checkpoint.monitor", METRIC, null=True),
     Rule("callbacks.model_checkpoint.mode", MODE),
     Rule("callbacks.model_checkpoint.save_top_k", integer(-1)),
+    Rule("callbacks.model_checkpoint.every_n_epochs", integer(0), null=True),
+    Rule("callbacks.model_checkpoint.every_n_train_steps", integer(0), null=True),
+    Rule("callbacks.model_checkpoint.save_last", either(BOOLEAN, one_of(["link"])), null=True),
+    Rule("callbacks.model_checkpoint.save_on_train_epoch_end", BOOLEAN, null=True),
+    *switches("callbacks.model_checkpoint", "save_weights_only auto_insert_metric_name verbose"),
+    *switches("callbacks.model_checkpoint", "save_on_exception enable_version_counter"),
     Rule("callbacks.early_stopping.monitor", METRIC),
     Rule("callbacks.early_stopping.mode", MODE),
     Rule("callbacks.early_stopping.patience", integer(0)),
     Rule("callbacks.early_stopping.min_delta", PENALTY),
+    Rule("callbacks.early_stopping.stopping_threshold", FINITE, null=True),
+    Rule("callbacks.early_stopping.divergence_threshold", FINITE, null=True),
+    Rule("callbacks.early_stopping.check_on_train_epoch_end", BOOLEAN, null=True),
+    *switches("callbacks.early_stopping", "check_finite strict verbose log_rank_zero_only"),
+    Rule("callbacks.lr_monitor.logging_interval", one_of(["epoch", "step"]), null=True),
+    *switches("callbacks.lr_monitor", "log_momentum log_weight_decay"),
     Rule("callbacks.plots.every_n_epochs", integer(1)),
+    Rule("callbacks.plots.pr_curves", BOOLEAN),
     Rule("callbacks.fit_diagnosis.target_error", PROBABILITY),
     Rule("callbacks.fit_diagnosis.gap", PENALTY),
     Rule("callbacks.fit_diagnosis.max_train_samples", integer(1)),
     Rule("callbacks.rich_progress_bar.refresh_rate", integer(0)),
     Rule("callbacks.rich_progress_bar.update_every_n_batches", integer(1)),
+    Rule("callbacks.stop_on_non_finite_loss.check_every_n_steps", integer(1), null=True),
+    Rule("callbacks.rich_model_summary.max_depth", integer(-1)),
+    Rule("callbacks.slurm_requeue.signal_name", SIGNAL),
+    # What the sweepers (basic, Optuna) and launchers (joblib, submitit) read, when present.
+    Rule("hydra.sweeper.max_batch_size", integer(1), null=True),
+    Rule("hydra.sweeper.n_trials", integer(1)),
+    Rule("hydra.sweeper.n_jobs", integer(1)),
+    Rule("hydra.sweeper.direction", one_of(["minimize", "maximize"])),
+    Rule("hydra.sweeper.max_failure_rate", number(0, 1.0000001)),
+    Rule("hydra.sweeper.sampler.seed", SEED, null=True),
+    Rule("hydra.sweeper.sampler.n_startup_trials", integer(0)),
+    Rule("hydra.launcher.n_jobs", Kind(lambda v: is_int(v) and v != 0, "an integer, -1 per core")),
+    Rule("hydra.launcher.verbose", integer(0)),
+    Rule("hydra.launcher.timeout", number(0, above=True), null=True),
+    Rule("hydra.launcher.timeout_min", integer(1)),
+    Rule("hydra.launcher.nodes", integer(1)),
+    Rule("hydra.launcher.gpus_per_node", integer(0), null=True),
+    Rule("hydra.launcher.tasks_per_node", integer(1)),
+    Rule("hydra.launcher.cpus_per_task", COUNT, null=True),
+    Rule("hydra.launcher.cpus_per_gpu", integer(1), null=True),
+    Rule("hydra.launcher.gpus_per_task", integer(1), null=True),
+    Rule("hydra.launcher.mem_gb", number(0, above=True), null=True),
+    Rule("hydra.launcher.array_parallelism", integer(1)),
+    Rule("hydra.launcher.signal_delay_s", integer(0)),
+    Rule("hydra.launcher.max_num_timeout", integer(0)),
 )
 
 
@@ -179,10 +305,16 @@ def lookup(cfg: DictConfig, key: str) -> tuple[bool, Any]:
 
 
 def check_rule(cfg: DictConfig, rule: Rule) -> None:
-    present, value = lookup(cfg, rule.key)
+    try:
+        present, value = lookup(cfg, rule.key)
+    except InterpolationResolutionError:
+        if HydraConfig.initialized():
+            raise
+        return  # ${hydra:runtime.output_dir} and the like: the run folder, not made yet
     if not present or (value is None and rule.null):
         return
     fix = f"set {rule.key} to {rule.kind.words}" + (" or null" if rule.null else "")
+    fix += f" ({rule.kind.detail})" if rule.kind.detail else ""
     values = [value]
     if rule.blocks:
         present, channels = lookup(cfg, "model.channels")
