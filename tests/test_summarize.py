@@ -66,3 +66,14 @@ def test_an_empty_folder_is_a_one_line_error(tmp_path: Path) -> None:
         f"fitlab: error: no run under {tmp_path} (no metrics.json); pass a folder that holds "
         "finished runs"
     ]
+
+
+def test_hydra_full_error_shows_the_traceback_and_still_exits_2(tmp_path, monkeypatch, capsys):
+    from fitlab.summarize import main
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "fitlab.errors.FitlabError: no run" in err

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
+from typing import NoReturn
 
 EXIT_USAGE = 2
 
@@ -33,9 +35,18 @@ def find_fitlab_error(exc: BaseException | None) -> FitlabError | None:
     return None
 
 
-def report(err: FitlabError) -> None:
-    """Print the one-line message, or re-raise with the traceback under HYDRA_FULL_ERROR=1."""
+def report(err: FitlabError, exc: BaseException | None = None) -> None:
+    """Print the one-line message; under HYDRA_FULL_ERROR=1 the traceback of ``exc`` (what
+    raised it, by default ``err``) instead."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise err
+        traceback.print_exception(exc or err)
+        sys.stderr.flush()
+        return
     message = str(err).replace("\n", " ")
     print(f"fitlab: error: {message}", file=sys.stderr, flush=True)
+
+
+def exit_usage(err: FitlabError, exc: BaseException | None = None) -> NoReturn:
+    """A user mistake: :func:`report` it, then exit with status 2, traceback shown or not."""
+    report(err, exc)
+    sys.exit(EXIT_USAGE)

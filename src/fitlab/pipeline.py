@@ -11,10 +11,9 @@ import logging
 import math
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import hydra
 import lightning as L
@@ -31,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from fitlab import checkpoints, preflight, runs
 from fitlab.callbacks.requeue import SlurmRequeue
 from fitlab.config import config_dir
-from fitlab.errors import EXIT_USAGE, FitlabError, find_fitlab_error, report
+from fitlab.errors import FitlabError, exit_usage, find_fitlab_error
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +100,6 @@ def job_failed(exc: Exception) -> None:
         log.error("job %s failed", hydra_cfg.job.num, exc_info=exc)
     print(f"fitlab: error: job {hydra_cfg.job.num}: {message}", file=sys.stderr, flush=True)
     return None  # the sweep goes on; Optuna records the trial as failed
-
-
-def exit_usage(err: FitlabError, exc: BaseException | None = None) -> NoReturn:
-    """A user mistake: its one line, or under ``HYDRA_FULL_ERROR=1`` the traceback of ``exc``
-    (what raised it, by default ``err``); exit status 2 either way."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        traceback.print_exception(exc or err)
-        sys.stderr.flush()
-    else:
-        report(err)
-    sys.exit(EXIT_USAGE)
 
 
 def exit_if_jobs_failed(sweep_dir: Path | None) -> None:

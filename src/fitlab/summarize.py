@@ -13,7 +13,6 @@ import csv
 import json
 import re
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fitlab.errors import EXIT_USAGE, FitlabError, report
+from fitlab.errors import FitlabError, exit_usage
 
 matplotlib.use("Agg")
 
@@ -227,8 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summarize(args.dir)
     except FitlabError as err:
-        report(err)
-        sys.exit(EXIT_USAGE)
+        exit_usage(err)
 
 
 if __name__ == "__main__":
