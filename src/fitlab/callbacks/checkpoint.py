@@ -2,7 +2,9 @@
 
 Lightning 2.6 writes ``last.ckpt`` only when it also writes a top-k checkpoint, so after the best
 epoch ``last.ckpt`` stopped moving: a run that early-stopped at epoch 22 had it at epoch 12, and
-resuming from it trained ten epochs again. Here it always holds the last completed epoch.
+resuming from it trained ten epochs again. Here it always holds the last completed epoch. Under
+``fast_dev_run`` (a smoke test) it saves nothing, as Lightning means to: its ``on_train_end``
+wrote ``last.ckpt`` even then.
 """
 
 from __future__ import annotations
@@ -28,3 +30,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         if not self._should_save_on_train_epoch_end(trainer):
             self._save_last_every_epoch(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
