@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from conftest import QUICK, call_entry, run_cli
+from fitlab import checkpoints, preflight
 from fitlab import eval as fitlab_eval
-from fitlab import preflight
 from fitlab import train as fitlab_train
+from fitlab.errors import FitlabError
 
 
 def refused(entry, argv: list[str], cwd: Path, monkeypatch, capsys) -> str:
@@ -154,6 +155,19 @@ CHECKPOINTS = [
     ("truncated", "is truncated or corrupt"),
     ("runs_code", "would call io.open when unpickled; refused"),
 ]
+
+
+# Text whose first byte is a pickle opcode (n, g, {, 0, I, c) was read as "pickled objects".
+NOT_TORCH = [b"not a checkpoint\n", b"garbage", b'{"epoch": 1}', b"0123", b"I1\n.", b"cannot", b""]
+NOT_TORCH += [b"\x89PNG\r\n\x1a\n"]
+
+
+@pytest.mark.parametrize("content", NOT_TORCH)
+def test_a_file_torch_did_not_write_is_not_a_checkpoint(tmp_path, content) -> None:
+    path = tmp_path / "file.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(FitlabError, match=r"is not a checkpoint \(not a file written by torch"):
+        checkpoints.load(path)
 
 
 @pytest.mark.parametrize(("kind", "words"), CHECKPOINTS, ids=[k for k, _ in CHECKPOINTS])

@@ -45,6 +45,10 @@ DATA_IDENTITY = (
 )
 
 
+# How a file written by torch.save starts: a zip archive, or (before torch 1.6) a pickle.
+ZIP_START, PICKLE_START = b"PK\x03\x04", b"\x80"
+
+
 def resolve(cfg: DictConfig) -> Path | None:
     """The checkpoint ``cfg.ckpt_path`` names, as an absolute path; None when there is none."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):
@@ -152,6 +156,10 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         where = "is a folder" if path.is_dir() else "does not exist"
         raise FitlabError(f"checkpoint {path} {where}", "pass the path of a .ckpt file")
+    with path.open("rb") as f:
+        start = f.read(4)
+    if not start.startswith((ZIP_START, PICKLE_START)):  # text, an image, an empty file...
+        raise _not_torch_save(path)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on odd files
             warnings.simplefilter("ignore")
@@ -187,12 +195,16 @@ def _load_error(path: Path, exc: Exception) -> FitlabError:
             "use a checkpoint written by fitlab-train; never load .ckpt files you do not trust",
         )
     with path.open("rb") as f:
-        zip_header = f.read(4) == b"PK\x03\x04"
+        zip_header = f.read(4) == ZIP_START
     if zip_header:  # torch.save writes zip archives: the start is there, the rest is not
         return FitlabError(
             f"checkpoint {path} is truncated or corrupt",
             "use another checkpoint of the run, e.g. the best epoch_*.ckpt, or train again",
         )
+    return _not_torch_save(path)
+
+
+def _not_torch_save(path: Path) -> FitlabError:
     return FitlabError(
         f"{path} is not a checkpoint (not a file written by torch.save)",
         "pass a .ckpt written by fitlab-train (its checkpoints/ folder)",
