@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, read_metrics, run_cli, run_dirs
@@ -27,7 +28,7 @@ SCALARS = [
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of one quick training run (3 epochs, plots every epoch)."""
+    """The run folder of one quick training run (3 epochs)."""
     cwd = tmp_path_factory.mktemp("e2e")
     result = run_cli("fitlab.train", *QUICK, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,11 +47,16 @@ def test_run_folder_holds_what_spec_lists(trained: Path) -> None:
         "confusion_matrix_test",
         "roc_val",
         "roc_test",
+        "pr_val",
+        "pr_test",
         "learning_curves",
+        "class_counts",
     )
     for name in plots:
         png = trained / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        width, height = Image.open(png).size  # legible in a TensorBoard card, not a thumbnail
+        assert 450 <= width <= 800 and 300 <= height <= 700, (name, width, height)
 
 
 def test_metrics_json_is_flat_and_complete(trained: Path) -> None:
@@ -81,7 +87,7 @@ def test_eval_reproduces_the_training_test_metrics(trained: Path, tmp_path: Path
     assert test_keys
     for key in test_keys:
         assert evaluated[key] == pytest.approx(trained_metrics[key], abs=1e-6), key
-    assert f"{trained_metrics['test/acc']:.4f}"[:5] in result.stdout  # Lightning's results table
+    assert f"{trained_metrics['test/acc']:.4f}"[:5] in result.stdout  # fitlab's test table
 
 
 def test_train_false_tests_the_checkpoint_given(trained: Path, tmp_path: Path) -> None:
@@ -105,7 +111,10 @@ def test_event_files_hold_scalars_and_images(trained: Path) -> None:
         "confusion_matrix/test",
         "roc/val",
         "roc/test",
+        "pr/val",
+        "pr/test",
         "learning_curves",
+        "class_counts",
     )
     for image in images:
         assert image in tags["images"], image

@@ -64,7 +64,7 @@ def test_callback_records_curves_and_diagnoses_a_short_fit(tmp_path) -> None:
                         enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[diagnosis])  # fmt: skip
     trainer.fit(model, datamodule=datamodule)
-    assert [h["epoch"] for h in diagnosis.history] == [1, 2]
+    assert [h["epoch"] for h in diagnosis.history] == [0, 1]  # 0-based, as the checkpoints
     assert diagnosis.history[1]["train_error"] < diagnosis.history[0]["train_error"]
     assert (tmp_path / "plots" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert diagnosis.results["fit/verdict"] == "good"

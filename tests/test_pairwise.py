@@ -78,7 +78,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[st
 
 def built(group) -> set[str]:
     """The entries of a callbacks or logger group that are built: those with a ``_target_``
-    (an experiment's ``callbacks.plots.every_n_epochs`` under callbacks=none is not one)."""
+    (an experiment's ``callbacks.early_stopping.patience`` under callbacks=none is not one)."""
     return {name for name, node in (group or {}).items() if node and "_target_" in node}
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from conftest import QUICK, call_entry, read_metrics, run_dirs
+from conftest import QUICK, call_entry
 from fitlab import runs
 from fitlab import train as fitlab_train
 from fitlab.data.resumable import EpochShuffle, ResumableDataLoader
@@ -101,18 +101,6 @@ def test_the_next_attempt_counts_on_from_the_failure_record_or_the_checkpoint(tm
     attempt = runs.Attempt()
     attempt.follow(record)
     assert attempt.number == 3 and attempt.wall_time_s() >= 41.5
-
-
-@pytest.mark.slow
-def test_last_ckpt_is_the_last_epoch_even_when_the_best_is_early(tmp_path, monkeypatch) -> None:
-    # mode=max on the loss: the first epoch stays "best", so Lightning alone would stop
-    # writing last.ckpt after it.
-    argv = [*QUICK, "callbacks.model_checkpoint.mode=max", "trainer.max_epochs=3"]
-    call_entry(fitlab_train.main, argv, tmp_path, monkeypatch)
-    (run,) = run_dirs(tmp_path / "logs", "quick")
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
-    assert Path(read_metrics(run)["best_ckpt_path"]).name == "epoch_000.ckpt"
-    assert read_metrics(run)["attempts"] == 1
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Hydra sweeps through the real entry point: multirun, Optuna, submitit; the summary and HPARAMS.
+"""Hydra sweeps through the real entry point: multirun, Optuna, submitit; the summary and what
+TensorBoard shows of a sweep (HPARAMS, SCALARS, IMAGES).
 
 Each sweep runs 2 tiny jobs (one epoch of 3 batches) and must leave exactly one multirun folder
 with one job folder per point, and nothing anywhere else.
@@ -6,14 +7,18 @@ with one job folder per point, and nothing anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -29,14 +34,13 @@ TINY = (
     "++trainer.limit_train_batches=3",
     "++trainer.limit_val_batches=1",
     "++trainer.limit_test_batches=1",
-    "callbacks=none",
 )
 JOB_FILES = {".hydra/config.yaml", ".hydra/overrides.yaml", "quick.log", "metrics.json"}
 
 
-def sweep(cwd: Path, *overrides: str) -> Path:
+def sweep(cwd: Path, *overrides: str, callbacks: str = "none") -> Path:
     """Run ``fitlab-train -m`` with ``overrides``; return the one multirun folder it made."""
-    result = run_cli("fitlab.train", "-m", *TINY, *overrides, cwd=cwd)
+    result = run_cli("fitlab.train", "-m", *TINY, f"callbacks={callbacks}", *overrides, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in cwd.iterdir()) == ["logs"]  # nothing beside the logs
     assert [p.name for p in (cwd / "logs").iterdir()] == ["quick"]
@@ -59,9 +63,11 @@ def assert_job_folders(folder: Path, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``-m seed=1,2`` with micro-batches of 16 accumulated to an effective batch of 64."""
+    """``-m seed=1,2`` with micro-batches of 16 accumulated to an effective batch of 64, and the
+    default callbacks (the fit diagnosis, the plots) for TensorBoard to show."""
     cwd = tmp_path_factory.mktemp("multirun")
-    return sweep(cwd, "seed=1,2", "effective_batch_size=64", "data.batch_size=16")
+    overrides = ("seed=1,2", "effective_batch_size=64", "data.batch_size=16")
+    return sweep(cwd, *overrides, callbacks="default")
 
 
 def test_multirun_makes_one_folder_per_job(multirun: Path) -> None:
@@ -87,45 +93,112 @@ def test_summarize_gives_one_row_per_job(multirun: Path) -> None:
     assert "2 runs under" in console.export_text()
 
 
-def test_tensorboard_hparams_tab_lists_every_job(multirun: Path) -> None:
-    """Ask a real TensorBoard server what its HPARAMS tab shows for the sweep folder."""
+@contextlib.contextmanager
+def tensorboard(logdir: Path) -> Iterator[Callable[..., bytes]]:
+    """A real TensorBoard server on ``logdir``; yields ``ask(path, body=None)``, the answer of
+    ``/data/plugin/<path>`` (POSTing ``body`` as JSON where given); stops the server it started."""
     exe = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [exe, "--logdir", str(multirun), "--host", "127.0.0.1", "--port", str(port),
+        [exe, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
          "--load_fast", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
-    body = {"experimentName": "", "allowedStatuses": statuses, "colParams": []}
-    body |= {"startIndex": 0, "sliceSize": 10}
+
+    def ask(path: str, body: dict | None = None) -> bytes:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/data/plugin/{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
     try:
-        groups: list = []
-        deadline = time.monotonic() + 90
-        while len(groups) < 2 and time.monotonic() < deadline:
-            time.sleep(1)
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups",
-                    data=json.dumps(body).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    groups = json.loads(response.read())["sessionGroups"]
-            except OSError:
-                pass
+        yield ask
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert sorted(g["hparams"]["seed"] for g in groups) == [1, 2]
+
+
+def polled(read: Callable[[], Any], done: Callable[[Any], bool], seconds: float = 90) -> Any:
+    """``read()`` again until ``done`` with it (the server starts and loads the runs meanwhile)."""
+    deadline, value = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            value = read()
+            if done(value):
+                break
+        except OSError:  # not listening yet
+            pass
+        time.sleep(1)
+    return value
+
+
+def png_width(png: bytes) -> int:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big")  # IHDR: width, then height
+
+
+STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+ROWS = {"experimentName": "", "allowedStatuses": STATUSES, "colParams": []}
+ROWS |= {"startIndex": 0, "sliceSize": 10}
+# What the HPARAMS tab asks for (tensorboard's tf-hparams-query-pane): its columns in its order.
+COLUMNS = {"experimentName": "", "hparamsLimit": 1000}
+
+
+def test_tensorboard_shows_the_sweep(multirun: Path) -> None:
+    """Ask a real TensorBoard server on the sweep folder what its tabs show: HPARAMS one row
+    per job named by its swept override, the swept key marked as differing, no constant of the
+    sweep, the deciding metrics in order; no threshold as a SCALARS curve; IMAGES big enough."""
+    with tensorboard(multirun) as ask:
+        groups = polled(
+            lambda: json.loads(ask("hparams/session_groups", ROWS))["sessionGroups"],
+            lambda groups: len(groups) == 2 and all(g["metricValues"] for g in groups),
+        )
+        experiment = json.loads(ask("hparams/experiment", COLUMNS))
+        scalars = json.loads(ask("scalars/tags"))
+        images = polled(lambda: json.loads(ask("images/tags")), lambda tags: len(tags) == 2)
+        widths = {}
+        for run, tags in images.items():
+            for tag in tags:
+                query = f"run={urllib.parse.quote(run)}&tag={urllib.parse.quote(tag)}&sample=0"
+                (last, *_) = reversed(json.loads(ask(f"images/images?{query}")))
+                widths[run, tag] = png_width(ask(f"images/individualImage?{last['query']}"))
+
+    hparams = [h["name"] for h in experiment["hparamInfos"]]
+    assert hparams == [
+        "seed", "data", "data.batch_size", "fit/verdict", "model", "model.optimizer.lr"
+    ]  # fmt: skip
+    assert [h["name"] for h in experiment["hparamInfos"] if h.get("differs")] == ["seed"]
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics == [
+        "val/loss_best", "test/acc", "test/balanced_acc", "test/f1_macro",
+        "fit/train_error", "fit/val_error", "val/loss",
+    ]  # fmt: skip
+
+    assert len(groups) == 2
     for group in groups:
-        job = multirun / group["name"].split("/")[0]
+        (session,) = group["sessions"]
+        job = multirun / session["name"].split("/")[0]
+        record = read_metrics(job)
+        (swept,) = [line for line in (job / ".hydra" / "overrides.yaml").read_text().split()
+                    if line.startswith("seed=")]  # fmt: skip
+        assert group["name"] == swept  # the row is named by its override, not its job number
+        assert group["hparams"]["seed"] == int(swept.removeprefix("seed="))
+        assert group["hparams"]["data.batch_size"] == 16
+        assert group["hparams"]["fit/verdict"] == record["fit/verdict"]
         shown = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        assert shown["test/acc"] == pytest.approx(read_metrics(job)["test/acc"])
-        assert group["hparams"]["effective_batch_size"] == 64
-        assert group["hparams"]["accumulate_grad_batches"] == 4
+        assert shown == pytest.approx({name: record[name] for name in metrics})
+
+    for run, tags in scalars.items():
+        assert "fit/train_error" in tags, run
+        assert not {"fit/gap", "fit/target_error"} & set(tags), run
+    for tags in images.values():
+        assert {"confusion_matrix/test", "roc/test", "learning_curves"} <= set(tags)
+    assert min(widths.values()) >= 400, widths
 
 
 def test_optuna_search_runs_its_trials(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,47 @@ warnings.filterwarnings(
 )
 
 
+# The keys that name a file or folder a user types. `~` and environment variables in them are
+# expanded as a shell would, once, by expand_path: on the command line (expand_path_overrides,
+# before Hydra parses it: Hydra's grammar refuses an unquoted `~`, and a quoted one would stay a
+# folder named `~`) and in the defaults (the fitlab.path resolver, configs/paths/default.yaml).
+# data.root defaults to paths.data_dir; the run folders are made under paths.log_dir.
+PATH_KEYS = frozenset(("data.root", "ckpt_path", "paths.log_dir", "paths.data_dir"))
+PATH_KEYS |= {"hydra.run.dir", "hydra.sweep.dir"}  # the run folders themselves
+_UNQUOTED = re.compile(r"[\w/.+@%-]*", re.ASCII)  # what Hydra reads as a plain string
+
+
+def expand_path(path: str) -> str:
+    """``path`` with ``~``, ``~user``, ``$NAME`` and ``${NAME}`` expanded (an unset variable stays
+    as written, as ``${paths.data_dir}`` and other interpolations do)."""
+    return os.path.expanduser(os.path.expandvars(path))
+
+
+def _expanded(value: str) -> str:
+    """One unquoted value of an override, expanded and quoted if Hydra needs it quoted now."""
+    path = expand_path(value)
+    if path == value or _UNQUOTED.fullmatch(path):
+        return path
+    return f"'{path}'" if "'" not in path else f'"{path}"'
+
+
+def expand_path_overrides(overrides: Sequence[str]) -> list[str]:
+    """The command line with the values of ``PATH_KEYS`` expanded: ``data.root=~/photos`` becomes
+    ``data.root=/home/me/photos``, a sweep ``data.root=~/a,~/b`` each of its values."""
+    expanded = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+") in PATH_KEYS and "(" not in value:
+            if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0]:
+                inner = expand_path(value[1:-1])
+                value = value[0] + inner + value[0] if value[0] not in inner else value
+            else:
+                value = ",".join(_expanded(part) for part in value.split(","))
+            override = f"{key}={value}"
+        expanded.append(override)
+    return expanded
+
+
 def metric_mode(metric: str) -> str:
     """``min`` for losses and errors, ``max`` for everything else (accuracy, F1, AUROC)."""
     name = metric.rsplit("/", 1)[-1]
@@ -59,6 +101,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "fitlab.run_stamp", lambda: _RUN_STAMP, replace=True, use_cache=True
     )
+    OmegaConf.register_new_resolver("fitlab.path", expand_path, replace=True)
     OmegaConf.register_new_resolver("fitlab.mode", metric_mode, replace=True)
     OmegaConf.register_new_resolver("fitlab.linear_lr", linear_lr, replace=True)
     OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
@@ -84,7 +127,9 @@ def compose_config(
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(
+            config_name, overrides=expand_path_overrides(overrides), return_hydra_config=True
+        )
     HydraConfig.instance().set_config(cfg)
     if output_dir is not None:
         with open_dict(cfg):

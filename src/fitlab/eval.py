@@ -7,11 +7,13 @@ split and the model are rebuilt exactly as they were, then Lightning restores th
 from __future__ import annotations
 
 import time
+import warnings
 
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from fitlab import checkpoints
+from fitlab.callbacks.per_class import prints_test_table
 from fitlab.pipeline import build_parts, build_trainer, hydra_entry, scalar_metrics, write_metrics
 
 
@@ -20,7 +22,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt = checkpoints.resolve(cfg)  # checked before the run folder was made; None is refused
     datamodule, model = build_parts(cfg)
     trainer = build_trainer(cfg)
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
+    with warnings.catch_warnings():
+        # The checkpoint holds the states of the training callbacks (early stopping, the
+        # checkpoint, ...); testing it needs none of them, and Lightning would list them all.
+        warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
+        trainer.test(
+            model,
+            datamodule=datamodule,
+            ckpt_path=str(ckpt),
+            weights_only=True,
+            verbose=not prints_test_table(trainer),  # one test table, rounded: fitlab's
+        )
     metrics = scalar_metrics(trainer)
     path = write_metrics(
         cfg.paths.output_dir,

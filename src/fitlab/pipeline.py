@@ -17,7 +17,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-import rich
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -29,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fitlab import checkpoints, preflight, runs
 from fitlab.callbacks.requeue import SlurmRequeue
-from fitlab.config import config_dir
+from fitlab.config import config_dir, expand_path_overrides
+from fitlab.console import use_run_console
 from fitlab.errors import FitlabError, exit_usage, find_fitlab_error
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def hydra_entry(
 
     def main() -> Any:
         widen_console_off_terminal()
+        sys.argv[1:] = expand_path_overrides(sys.argv[1:])  # data.root=~/photos, as a shell would
         try:
             plan = preflight.plan(config_name, sys.argv[1:], resume_in_place)
         except FitlabError as err:
@@ -70,11 +71,11 @@ def hydra_entry(
     return main
 
 
-def widen_console_off_terminal(width: int = 160) -> None:
-    """Rich wraps its tables at 80 columns when the output is no terminal (a SLURM log, CI, a
-    pipe): the model summary became unreadable and took ~0.3 s to wrap. ``COLUMNS`` still wins."""
-    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
-        rich.reconfigure(width=width)
+def widen_console_off_terminal() -> None:
+    """The run's console (``fitlab/console.py``): rich's 160 columns wide off a terminal unless
+    ``COLUMNS`` says otherwise, and what it prints copied into the run's log file, as are
+    Python's warnings."""
+    use_run_console()
 
 
 def job_failed(exc: Exception) -> None:

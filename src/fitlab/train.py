@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 from fitlab import checkpoints, cluster, runs
 from fitlab.callbacks import NonFiniteLoss, Requeued
 from fitlab.callbacks.fit_diagnosis import verdict_of
+from fitlab.callbacks.per_class import prints_test_table
 from fitlab.callbacks.requeue import await_requeue
 from fitlab.config import metric_mode
 from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
-from fitlab.hparams import log_hparams_session, run_hparams
+from fitlab.hparams import log_hparams_session
 from fitlab.pipeline import (
     build_parts,
     build_trainer,
@@ -104,7 +105,10 @@ def train(cfg: DictConfig) -> float | None:
     # either (fast_dev_run) the weights at hand, unless those diverged.
     tested = best or (None if cfg.train else cfg.get("ckpt_path"))
     if cfg.test and not (diverged and not best):
-        trainer.test(model, datamodule=datamodule, ckpt_path=tested, weights_only=True)
+        verbose = not prints_test_table(trainer)  # one test table, rounded: fitlab's
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=tested, weights_only=True, verbose=verbose
+        )
         metrics.update(scalar_metrics(trainer))
 
     for callback in trainer.callbacks:
@@ -117,8 +121,7 @@ def train(cfg: DictConfig) -> float | None:
         **runs.attempt.record(),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
-    scalars = [name for name, value in metrics.items() if "/" in name and isinstance(value, float)]
-    log_hparams_session(trainer, run_hparams(hparams), scalars)
+    log_hparams_session(trainer, cfg, metrics)
     rank_zero_info(f"fitlab: metrics written to {path}")
     if not cfg.train:
         return metrics.get(cfg.optimized_metric)

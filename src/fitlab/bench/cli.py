@@ -168,7 +168,10 @@ def print_table(result: dict[str, Any]) -> None:
             "epoch end s/epoch (metrics, fit diagnosis, checkpoint)",
             f"{result['fitlab_epoch_end_s_per_epoch']:.4f}",
         ),
-        ("plots s/epoch (drawn every 10th epoch)", f"{result['fitlab_val_plots_s_per_epoch']:.4f}"),
+        (
+            "plots s/epoch (best epoch kept, drawn at fit end)",
+            f"{result['fitlab_val_plots_s_per_epoch']:.4f}",
+        ),
         (
             "final train loss",
             f"{result['fitlab_final_train_loss']:.4f}",

@@ -13,20 +13,18 @@ mode, and is not E_train.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
-import matplotlib
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
-from matplotlib.figure import Figure
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from fitlab.callbacks.plots import add_png_to_tensorboard, render_png
-
-matplotlib.use("Agg")
+from fitlab.callbacks.figures import add_png_to_tensorboard, learning_curves_figure, render_png
+from fitlab.callbacks.plots import best_criterion, improves
 
 
 def verdict(train_error: float, val_error: float, target_error: float, gap: float) -> str:
@@ -67,19 +65,14 @@ def evaluate(pl_module: L.LightningModule, batches, device: torch.device) -> tup
     return float(loss.compute()), 1.0 - float(accuracy.compute())
 
 
-def learning_curves_figure(history: list[dict[str, float]]) -> Figure:
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    loss_ax, error_ax = fig.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
-    for key, label in (("train", "train (eval mode)"), ("val", "validation")):
-        loss_ax.plot(epochs, [h[f"{key}_loss"] for h in history], marker=".", label=label)
-        error_ax.plot(epochs, [h[f"{key}_error"] for h in history], marker=".", label=label)
-    loss_ax.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
-    error_ax.set(title="error = 1 - accuracy", xlabel="epoch", ylabel="error", yscale="log")
-    for ax in (loss_ax, error_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return fig
+def best_epoch(history: list[dict[str, float]], mode: str) -> int | None:
+    """The epoch of the best ``score`` (the optimized metric), the first of ties, as the best
+    checkpoint is chosen; None when no epoch has a score."""
+    best, epoch = None, None
+    for h in history:
+        if improves(h.get("score", math.nan), best, mode):
+            best, epoch = h["score"], h["epoch"]
+    return epoch
 
 
 class FitDiagnosis(L.Callback):
@@ -119,20 +112,26 @@ class FitDiagnosis(L.Callback):
             return
         train_loss, train_error = self._errors(trainer, pl_module, "train")
         metrics = trainer.callback_metrics
+        monitor, _ = best_criterion(trainer, pl_module)
         self.history.append(
             {
-                "epoch": trainer.current_epoch + 1,
+                "epoch": trainer.current_epoch,  # 0-based, as the checkpoint names
                 "train_loss": train_loss,
                 "train_error": train_error,
                 "val_loss": float(metrics["val/loss"]),
                 "val_error": 1.0 - float(metrics["val/acc"]),
+                "score": float(metrics.get(monitor, math.nan)) if monitor else math.nan,
             }
         )
         pl_module.log_dict({"fit/train_loss_eval": train_loss, "fit/train_error_eval": train_error})
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.history and trainer.is_global_zero:
-            fig = learning_curves_figure(self.history)
+            monitor, mode = best_criterion(trainer, pl_module)
+            stopping = trainer.early_stopping_callback
+            stop = " (early stopping)" if stopping is not None and stopping.stopped_epoch else ""
+            best = best_epoch(self.history, mode) if monitor else None
+            fig = learning_curves_figure(self.history, best, monitor or "", stop)
             png = render_png(fig)
             (self.output_dir / "plots").mkdir(parents=True, exist_ok=True)
             (self.output_dir / "plots" / "learning_curves.png").write_bytes(png)
@@ -164,7 +163,10 @@ class FitDiagnosis(L.Callback):
             self.report(trainer, weights)
 
     def report(self, trainer: L.Trainer, weights: str) -> None:
+        # The thresholds are settings, not measurements: the text states them, no curve plots them.
+        settings = ("fit/target_error", "fit/gap")
         scalars = {k: v for k, v in self.results.items() if isinstance(v, float)}
+        scalars = {k: v for k, v in scalars.items() if k not in settings}
         text = self.explain(weights)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)

@@ -5,11 +5,17 @@ Lightning 2.6's ``RichProgressBar`` reads the metrics and updates its task on ev
 about 2 % of a CPU step of the default CNN (``scripts/hook_costs.py``); every 10 batches it is
 ~0.02 ms a step. Lightning's own ``TQDMProgressBar`` updates every n batches; this gives the
 rich bar the same throttle.
+
+Lightning rebuilds rich's global console with the bar's ``console_kwargs`` whenever a bar
+starts; without a width there it fell back to 80 columns off a terminal, which wrapped the bar's
+metrics and, from the second job of a multirun on, the model summary (``fitlab/console.py``).
 """
 
 from __future__ import annotations
 
 from lightning.pytorch.callbacks import RichProgressBar
+
+from fitlab.console import console_kwargs
 
 
 class ThrottledRichProgressBar(RichProgressBar):
@@ -17,6 +23,7 @@ class ThrottledRichProgressBar(RichProgressBar):
     the last batch of an epoch; everything else is Lightning's ``RichProgressBar``."""
 
     def __init__(self, update_every_n_batches: int = 10, **kwargs) -> None:
+        kwargs.setdefault("console_kwargs", console_kwargs())
         super().__init__(**kwargs)
         self.update_every_n_batches = max(1, update_every_n_batches)
 

@@ -14,7 +14,10 @@ class TensorImageDataset(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        self.images = images
+        # Splits cut from NumPy arrays by fancy indexing leave stride 1 on a size-1 channel
+        # dimension; the first conv's weight gradient then came out channels-last and DDP warned
+        # "Grad strides do not match bucket view strides". view() gives standard strides, no copy.
+        self.images = images.view(images.shape) if images.is_contiguous() else images
         self.labels = labels
 
     def __len__(self) -> int:

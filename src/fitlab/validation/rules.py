@@ -248,7 +248,6 @@ RULES = (
     *switches("callbacks.early_stopping", "check_finite strict verbose log_rank_zero_only"),
     Rule("callbacks.lr_monitor.logging_interval", one_of(["epoch", "step"]), null=True),
     *switches("callbacks.lr_monitor", "log_momentum log_weight_decay"),
-    Rule("callbacks.plots.every_n_epochs", integer(1)),
     Rule("callbacks.plots.pr_curves", BOOLEAN),
     Rule("callbacks.fit_diagnosis.target_error", PROBABILITY),
     Rule("callbacks.fit_diagnosis.gap", PENALTY),
