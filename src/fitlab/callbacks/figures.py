@@ -174,7 +174,7 @@ def learning_curves_figure(
         for epoch, label, colour, style in marks:
             ax.axvline(epoch, color=colour, linestyle=style, linewidth=1.2,
                        label=label if ax is loss_ax else None)  # fmt: skip
-        ax.set_xlabel("epoch (from 0, as in epoch_008.ckpt)", fontsize=TEXT)
+        ax.set_xlabel("epoch (from 0, as in the epoch_NNN.ckpt names)", fontsize=TEXT)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=SMALL)
         ax.grid(alpha=0.3)
