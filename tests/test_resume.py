@@ -21,9 +21,9 @@ from fitlab import checkpoints, runs
 from fitlab.callbacks import RandomState
 from fitlab.errors import FitlabError
 
-# A deterministic CPU run (one thread) that stops early: its validation loss is lowest at epoch 6,
-# early stopping (patience 2) ends it after epoch 8; killed once epoch 7 is saved, last.ckpt
-# (epoch 7) and the best checkpoint (epoch 6) are two different states.
+# A deterministic CPU run (one thread) that stops early: its validation loss is lowest at epoch 8,
+# early stopping (patience 2) ends it after epoch 10; killed once epoch 9 is saved, last.ckpt
+# (epoch 9) and the best checkpoint (epoch 8) are two different states.
 ARGS = (
     *QUICK,
     "trainer.deterministic=true",
@@ -31,7 +31,7 @@ ARGS = (
     "model.optimizer.lr=0.03",
     "callbacks.early_stopping.patience=2",
 )
-KILL_AFTER, BEST, LAST = 7, 6, 8
+KILL_AFTER, BEST, LAST = 9, 8, 10
 # One thread per run: two runs share the two cores without oversubscribing them.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
