@@ -69,7 +69,8 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
         raise hydra_error(exc, config_name, args.overrides) from exc
     # Hydra takes the mode and the sweep from the composed config too: an experiment that sets
     # hydra.mode: MULTIRUN (experiment=batchnorm) is a sweep over its hydra.sweeper.params.
-    base = compose_config(config_name, [o.input_line for o in parsed if not o.is_sweep_override()])
+    unswept = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = compose_config(config_name, unswept)
     multirun = args.multirun or base.hydra.mode == RunMode.MULTIRUN
     if multirun:
         given = {o.key_or_group for o in parsed}
@@ -84,7 +85,9 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
         if multirun and o.is_sweep_override() and o.is_discrete_sweep()
     ]
     firsts = [values[0] for values in swept]
-    cfg = compose_config(config_name, fixed + firsts)
+    wanted = fixed + firsts
+    # A plain run composes once: its config is the base one.
+    cfg = base if wanted == unswept else compose_config(config_name, wanted)
     check(cfg)
     for i, values in enumerate(swept):
         for value in values[1:]:
