@@ -76,7 +76,9 @@ def test_every_resampler_trains_and_tests_end_to_end(sweep) -> None:
 def test_class_counts_reach_tensorboard_and_plots(sweep) -> None:
     runs, _ = sweep
     for name in ("none", "smote"):
-        events = EventAccumulator(str(runs[name] / "tensorboard"), size_guidance={"images": 0})
+        events = EventAccumulator(
+            str(runs[name] / "tensorboard" / f"resampler={name}"), size_guidance={"images": 0}
+        )
         events.Reload()
         assert "class_counts" in events.Tags()["images"], name
         png = runs[name] / "plots" / "class_counts.png"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 from rich.console import Console
 
 from conftest import QUICK, read_metrics, run_cli
@@ -58,7 +60,12 @@ def assert_job_folders(folder: Path, count: int) -> None:
     for job in jobs(folder):
         files = {str(p.relative_to(job)) for p in job.rglob("*") if p.is_file()}
         assert files >= JOB_FILES, job
-        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        # The events sit in tensorboard/<swept overrides>/: TensorBoard names the run by them.
+        (events,) = {p.parent for p in (job / "tensorboard").rglob("events.out.tfevents.*")}
+        assert events.parent == job / "tensorboard", job
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        for part in events.name.split(","):  # l2=0.0001 for model.l2=0.0001
+            assert any(re.fullmatch(rf"(.*[./])?{re.escape(part)}", o) for o in overrides), job
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +200,8 @@ def test_tensorboard_shows_the_sweep(multirun: Path) -> None:
         shown = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert shown == pytest.approx({name: record[name] for name in metrics})
 
+    # SCALARS and IMAGES name each job's run by its swept override as well.
+    assert sorted(scalars) == sorted(images) == ["0/tensorboard/seed=1", "1/tensorboard/seed=2"]
     for run, tags in scalars.items():
         assert "fit/train_error" in tags, run
         assert not {"fit/gap", "fit/target_error"} & set(tags), run

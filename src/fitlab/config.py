@@ -94,6 +94,21 @@ def linear_lr(base_lr: float, batch_size: int, base_batch_size: int, scale: bool
     return base_lr * batch_size / base_batch_size if scale else base_lr
 
 
+def tensorboard_run() -> str:
+    """The logger's ``version``: where under ``tensorboard/`` a run's events go. In a job of a
+    multirun, a folder named by its swept overrides (``l2=0.0001,seed=2``), so SCALARS and
+    IMAGES name its curves by what it varied, not by the job's number alone; else "" (the
+    events in ``tensorboard/`` itself)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    from fitlab.hparams import run_name  # TensorBoard's protobufs: only a sweep's jobs need them
+
+    return run_name(HydraConfig.get())
+
+
 def register_resolvers() -> None:
     """Register the ``${fitlab.*:}`` resolvers the configs use; safe to call twice."""
     # Cached: launchers that run jobs in other processes (joblib, submitit) copy the resolver
@@ -107,6 +122,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero", on_rank_zero, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero_file", rank_zero_file, replace=True)
+    OmegaConf.register_new_resolver("fitlab.tensorboard_run", tensorboard_run, replace=True)
     register_slurm_resolvers()  # the SLURM launcher's defaults that fit the partition
 
 

@@ -94,6 +94,18 @@ def row_name(job: list[Override], keys: list[str]) -> str:
     return " ".join(f"{short[o.key_or_group]}={o.input_line.split('=', 1)[1]}" for o in chosen)
 
 
+def job_name(hydra: DictConfig) -> tuple[str, list[Override]]:
+    """A multirun job's row name (its swept overrides) and the sweeps it comes from."""
+    sweeps = swept(hydra)
+    job = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
+    return row_name(job, list(dict.fromkeys(o.key_or_group for o in sweeps))), sweeps
+
+
+def run_name(hydra: DictConfig) -> str:
+    """The row name as a folder name: ``l2=0.0001,seed=2`` (see ``config.tensorboard_run``)."""
+    return job_name(hydra)[0].replace(" ", ",").replace("/", "_")
+
+
 def deciding_metrics(optimized_metric: str, metrics: Mapping[str, Any]) -> list[str]:
     """The numbers a sweep is judged by, the sweeper's first, as far as the run has them."""
     wanted = (f"{optimized_metric}_best", "test/acc", "test/balanced_acc", "test/f1_macro")
@@ -109,11 +121,10 @@ def session(cfg: DictConfig, metrics: Mapping[str, Any]) -> Session:
     job = OverridesParser.create().parse_overrides(list(hydra.overrides.task)) if hydra else []
     domains: dict[str, list[str]] = {"fit/verdict": list(VERDICTS)}
     if hydra is not None and hydra.mode == RunMode.MULTIRUN:
-        sweeps = swept(hydra)
+        name, sweeps = job_name(hydra)
         differs = list(dict.fromkeys(o.key_or_group for o in sweeps))
         discrete = (o for o in sweeps if o.is_discrete_sweep())
         domains |= {o.key_or_group: list(o.sweep_string_iterator()) for o in discrete}
-        name = row_name(job, differs)
     else:
         keys = (o.key_or_group for o in job)
         differs = [k for k in keys if k.split(".")[0] not in _NOT_HOW]

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from fitlab.cluster import destroy_process_group_at_exit
 from fitlab.config import metric_mode
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
@@ -150,6 +151,7 @@ class Classifier(L.LightningModule):
         )
 
     def setup(self, stage: str) -> None:
+        destroy_process_group_at_exit()  # gloo ranks otherwise abort at exit now and then
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
         # it rarely helps, so ``auto`` turns it on for CUDA devices only.
         wanted = self.hparams.channels_last
