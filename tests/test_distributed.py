@@ -39,6 +39,7 @@ def ddp_run(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert "effective batch size 64 = 16 per device x 2 device(s)" in result.stdout + result.stderr
     (run,) = run_dirs(cwd / "logs", "quick")  # one folder for both ranks
+    (run / "console.txt").write_text(result.stdout + result.stderr)  # for the tests below
     return cwd, run
 
 
@@ -54,6 +55,22 @@ def test_rank_zero_alone_writes_the_run_folder(ddp_run: tuple[Path, Path]) -> No
     assert files >= RUN_FILES
     assert not [f for f in files if f.endswith(".log") and f != "quick.log"]  # no per-rank logs
     assert len([f for f in files if f.startswith("checkpoints/")]) == 2  # best and last
+
+
+def test_rank_zero_prints_into_the_run_log_and_nothing_a_user_cannot_act_on(
+    ddp_run: tuple[Path, Path],
+) -> None:
+    """ddp_sim's ranks are spawned processes without Hydra's logging: rank zero's tables and
+    messages reach the log file all the same, once; Lightning's sync_dist advice (fitlab's
+    epoch values are synced already) and the gloo ranks' exit are not on the console."""
+    _, run = ddp_run
+    log = (run / "quick.log").read_text()
+    assert log.count("Test metrics per class") == 1
+    assert log.count("fit diagnosis of the final weights") == 1
+    assert log.count("Restoring states from the checkpoint path") == 1
+    console = (run / "console.txt").read_text()
+    assert "sync_dist=True" not in console
+    assert "terminate called" not in console
 
 
 def test_metrics_are_synced_and_count_every_test_image_once(ddp_run: tuple[Path, Path]) -> None:

@@ -9,16 +9,21 @@ and the copy into the log lives in the class, :class:`RunConsole`.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
+import logging.config
+import multiprocessing
 import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rich
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.control import Control
 
@@ -67,6 +72,39 @@ def use_run_console() -> None:
         warnings.showwarning = _copied(warnings.showwarning)
 
 
+# The job's logging config (Hydra's job_logging, resolved), for the ranks ddp_spawn starts.
+SPAWNED_LOGGING = "FITLAB_JOB_LOGGING"
+
+
+@contextlib.contextmanager
+def shared_with_spawned_ranks(job_logging: DictConfig | None) -> Iterator[None]:
+    """While the job runs, its logging config in the environment the processes it spawns get.
+
+    ddp_spawn's ranks are fresh interpreters that run no Hydra: rank zero prints the test table,
+    the fit diagnosis and Lightning's messages there, and without this none of it reached the
+    run's log file. The variable goes again with the job (a sweep runs its jobs in one process).
+    """
+    if job_logging is None:
+        yield
+        return
+    os.environ[SPAWNED_LOGGING] = json.dumps(OmegaConf.to_container(job_logging, resolve=True))
+    try:
+        yield
+    finally:
+        os.environ.pop(SPAWNED_LOGGING, None)
+
+
+def in_spawned_rank(global_rank: int) -> None:
+    """In rank zero of a ddp_spawn job, log and print as the job's own process does: the same
+    handlers (the console, the run's log file), rich's console copied into it."""
+    text = os.environ.get(SPAWNED_LOGGING)
+    spawned = multiprocessing.parent_process() is not None and not copy_log.handlers
+    if text is None or global_rank != 0 or not spawned:
+        return
+    logging.config.dictConfig(json.loads(text))
+    use_run_console()
+
+
 def _copied(show: Callable[..., None]) -> Callable[..., None]:
     def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
         show(message, category, filename, lineno, file, line)
@@ -111,6 +149,14 @@ warnings.filterwarnings(
     "ignore",
     message=r"The `srun` command is available on your system but is not used",
     module=r"lightning\.fabric\.plugins\.environments\.slurm",
+)
+# Under DDP Lightning asks for sync_dist=True on every epoch value logged as a tensor. fitlab's
+# already are the whole job's: torchmetrics sync their states in compute() (the fit diagnosis's
+# too), and every rank holds the same weights (weights/*).
+warnings.filterwarnings(
+    "ignore",
+    message=r"It is recommended to use `self.log\('(train|val|test|fit|weights)/",
+    module=r"lightning\.pytorch\.trainer\.connectors\.logger_connector\.result",
 )
 # Lightning 2.6 calls a torch API that torch now deprecates (utilities/_pytree.py, twice a run);
 # a Lightning release that uses TreeSpec.is_leaf() ends it.

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from fitlab import checkpoints, preflight, runs
 from fitlab.callbacks.requeue import SlurmRequeue
 from fitlab.config import config_dir, expand_path_overrides
-from fitlab.console import use_run_console
+from fitlab.console import shared_with_spawned_ranks, use_run_console
 from fitlab.errors import FitlabError, exit_usage, find_fitlab_error
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def hydra_entry(
         try:
             if not preflight.checked or HydraConfig.get().mode == RunMode.MULTIRUN:
                 preflight.check(cfg)  # each job of a sweep: combinations fail here, alone
-            return task(cfg)
+            with shared_with_spawned_ranks(HydraConfig.get().job_logging):
+                return task(cfg)
         except Exception as exc:
             return job_failed(exc)
 

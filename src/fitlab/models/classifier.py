@@ -23,6 +23,7 @@ from torchmetrics.classification import (
 
 from fitlab.cluster import destroy_process_group_at_exit
 from fitlab.config import metric_mode
+from fitlab.console import in_spawned_rank
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
@@ -152,6 +153,7 @@ class Classifier(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         destroy_process_group_at_exit()  # gloo ranks otherwise abort at exit now and then
+        in_spawned_rank(self.trainer.global_rank)  # ddp_spawn's rank 0 logs to the run's log too
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
         # it rarely helps, so ``auto`` turns it on for CUDA devices only.
         wanted = self.hparams.channels_last
