@@ -9,8 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from hydra.utils import instantiate
 
 from conftest import REPO, cli_env, run_cli
+from fitlab.bench.twin import run_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +49,58 @@ def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
     assert fitlab_loss == pytest.approx(plain_loss, rel=0.5, abs=0.05)
     assert bench["import_s"] > 0 and 0 < bench["startup_s"] < bench["default_run_wall_s"]
     assert "train samples/s" in result.stdout
+
+
+WHOLE_RUN_KEYS = {
+    "whole_run_fitlab_wall_s", "whole_run_twin_wall_s", "whole_run_ratio", "whole_run_per_pair",
+    "whole_run_phases", "whole_run_phases_wall_s", "whole_run_fitlab_images",
+    "whole_run_twin_images", "whole_run_validation_s_per_epoch", "whole_run_twin_phases",
+}  # fmt: skip
+# What a user asks where the time goes: each is a phase of its own.
+PHASES = {
+    "startup_and_imports", "config_composition", "build_data_and_model", "model_summary",
+    "train_steps", "validation", "plots", "fit_diagnosis", "checkpointing", "logging", "test",
+    "exit",
+}  # fmt: skip
+TWIN_PHASES = {
+    "startup_and_imports", "config_composition", "build_data_and_model", "train_steps",
+    "validation", "checkpointing", "test", "exit",
+}  # fmt: skip
+
+
+def test_whole_run_times_fitlab_train_against_its_twin(tmp_path, compose_cfg) -> None:
+    out = tmp_path / "whole.json"
+    result = run_cli(
+        "fitlab.bench", "--whole-run", "--pairs", "2", "--whole-run-epochs", "1",
+        "--out", str(out), "--run-overrides", "experiment=quick", cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = json.loads(out.read_text())
+    assert set(bench) >= WHOLE_RUN_KEYS
+    pairs = bench["whole_run_per_pair"]
+    assert [pair["first"] for pair in pairs] == ["fitlab", "twin"]
+    fitlab = statistics.median(pair["fitlab_wall_s"] for pair in pairs)
+    twin = statistics.median(pair["twin_wall_s"] for pair in pairs)
+    assert bench["whole_run_fitlab_wall_s"] == pytest.approx(fitlab)
+    assert bench["whole_run_twin_wall_s"] == pytest.approx(twin)
+    assert bench["whole_run_ratio"] == pytest.approx(fitlab / twin)
+    # Both trained, validated and tested on the same images, each once an epoch, and learned.
+    images = bench["whole_run_fitlab_images"]
+    datamodule = instantiate(compose_cfg(*run_overrides(1, 42, ["experiment=quick"])).data)
+    datamodule.setup("fit")
+    assert images == {split: len(data) for split, data in datamodule.splits.items()}
+    assert all(pair["twin_images"] == images for pair in pairs)
+    for pair in pairs:
+        assert 0.5 < pair["fitlab_test_acc"] <= 1 and 0.5 < pair["twin_test_acc"] <= 1
+    # The phases of the profiled run: each measured, none counted twice.
+    phases = bench["whole_run_phases"]
+    assert set(phases) >= PHASES
+    assert all(seconds > 0 for seconds in phases.values()), phases
+    assert sum(phases.values()) <= bench["whole_run_phases_wall_s"]
+    assert len(bench["whole_run_validation_s_per_epoch"]) == 1
+    twin_phases = bench["whole_run_twin_phases"]
+    assert set(twin_phases) == TWIN_PHASES and min(twin_phases.values()) > 0, twin_phases
+    assert "fitlab / twin" in result.stdout and "plots" in result.stdout
 
 
 def test_hook_costs_times_every_per_step_hook(tmp_path) -> None:

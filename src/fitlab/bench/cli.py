@@ -1,4 +1,8 @@
-"""``fitlab-bench``: measure, print the table, write the JSON."""
+"""``fitlab-bench``: measure, print the table, write the JSON.
+
+Lightning, torch and fitlab's pipeline are imported where they are used: ``python -m
+fitlab.bench.twin`` passes through this package and must not load more than it needs.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,12 @@ import resource
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-import torch
+from fitlab.errors import FitlabError, exit_usage
 
-from fitlab.bench.plain import PlainLoop
-from fitlab.bench.timing import PairedEpochTimer, run_default_training
-from fitlab.config import compose_config
-from fitlab.data.tensors import TensorImageDataset
-from fitlab.pipeline import build_parts, build_trainer
+if TYPE_CHECKING:
+    import torch
 
 # The Lightning floor: the same Classifier and Trainer, without fitlab's callbacks and logger.
 FLOOR = [
@@ -47,6 +47,14 @@ def overrides_for(args: argparse.Namespace) -> list[str]:
 
 def fit_paired(args: argparse.Namespace, overrides: list[str], output_dir: Path) -> dict:
     """Train through fitlab with ``overrides``, each epoch paired with a plain epoch."""
+    import lightning as L
+
+    from fitlab.bench.plain import PlainLoop
+    from fitlab.bench.timing import PairedEpochTimer
+    from fitlab.config import compose_config
+    from fitlab.data.tensors import TensorImageDataset
+    from fitlab.pipeline import build_parts, build_trainer
+
     cfg = compose_config(overrides_for(args) + overrides, output_dir=output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_parts(cfg)
@@ -79,12 +87,18 @@ def paired_ratios(numerators: list[float], denominators: list[float], warmup: in
 
 
 def peak_memory_mb(device: torch.device) -> float:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from fitlab.bench.timing import run_default_training
+
     warmup = args.warmup_epochs
     with tempfile.TemporaryDirectory(prefix="fitlab-bench-") as tmp:
         workdir = Path(tmp)
@@ -218,8 +232,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--run-overrides",
         nargs="*",
         default=[],
-        help="overrides for the timed fitlab-train run (default: none, the default run)",
+        help="overrides for the timed fitlab-train run (default: none, the default run); "
+        "with --whole-run, for fitlab-train and its twin",
     )
+    whole = parser.add_argument_group(
+        "whole runs", "--whole-run: instead of the epochs, whole fitlab-train processes against "
+        "their plain twin (python -m fitlab.bench.twin), and where fitlab-train's time goes"
+    )  # fmt: skip
+    whole.add_argument("--whole-run", action="store_true")
+    whole.add_argument("--pairs", type=int, default=4, help="pairs of processes (default: 4)")
+    whole.add_argument("--whole-run-epochs", type=int, default=20, help="epochs (default: 20)")
     parser.add_argument("--skip-run", action="store_true", help="skip the timed fitlab-train run")
     parser.add_argument(
         "--skip-floor", action="store_true", help="skip the Lightning floor (no callbacks/logger)"
@@ -227,13 +249,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.epochs <= args.warmup_epochs:
         parser.error("--epochs must be larger than --warmup-epochs")
+    if args.pairs < 1 or args.whole_run_epochs < 1:
+        parser.error("--pairs and --whole-run-epochs must be at least 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    result = measure(args)
-    print_table(result)
+    if args.whole_run:
+        from fitlab.bench import whole_run
+
+        try:
+            result = whole_run.measure(args)
+        except FitlabError as err:  # a run failed; its own message ends its output
+            exit_usage(err)
+        whole_run.print_table(result)
+    else:
+        result = measure(args)
+        print_table(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
