@@ -1,4 +1,5 @@
-"""Lightning's CSV logger, made to continue a file instead of breaking or starting it over.
+"""Lightning's CSV logger, made to continue a file instead of breaking or starting it over; its
+TensorBoard logger without the ``epoch`` scalar.
 
 Written by hand because Lightning's writer keeps the file's columns in memory only: a run
 resumed from a checkpoint deleted the interrupted attempt's rows, and under ``ddp_spawn`` (fit
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
@@ -61,3 +63,12 @@ class CSVLogger(LightningCSVLogger):
             rows = list(csv.DictReader(file))
         keep = [r for r in rows if r.get("step") and int(r["step"]) < self.keep_before_step]
         return [{k: v for k, v in row.items() if v != ""} for row in keep]
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's, less the ``epoch`` Lightning adds to every write: in TensorBoard it was a
+    staircase at the top of SCALARS (tags sort by name), above the curves a reader opens it for.
+    The CSV log keeps its ``epoch`` column."""
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
