@@ -21,6 +21,7 @@ KEYS = {
     "fitlab_val_s_per_epoch", "plain_val_s_per_epoch", "val_time_ratio", "default_run_wall_s",
     "peak_memory_mb", "device", "lightning_floor_ratio", "lightning_floor_val_time_ratio",
     "import_s", "train_ratio_per_epoch", "val_ratio_per_epoch", "fitlab_epoch_end_s_per_epoch",
+    "fitlab_vs_floor_ratio",
 }  # fmt: skip
 
 
@@ -40,6 +41,8 @@ def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
     assert bench["train_throughput_ratio"] == pytest.approx(statistics.median(per_epoch))
     assert len(bench["val_ratio_per_epoch"]) == 2
     assert bench["lightning_floor_ratio"] > 0
+    floor_share = bench["train_throughput_ratio"] / bench["lightning_floor_ratio"]
+    assert bench["fitlab_vs_floor_ratio"] == pytest.approx(floor_share)
     # The same images, each once per epoch, in both paths.
     assert bench["fitlab_labels_seen"] == bench["plain_labels_seen"]
     assert sum(bench["fitlab_labels_seen"]) == 3 * bench["train_samples_per_epoch"]
