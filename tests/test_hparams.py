@@ -9,6 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import api_pb2, metadata
 
+from fitlab.config import tensorboard_run
 from fitlab.hparams import ALWAYS, deciding_metrics, row_name, session, summaries
 
 MEASURED = {
@@ -66,6 +67,23 @@ def test_an_experiments_sweeper_params_are_swept_unless_the_command_line_fixes_t
     assert "model.l2" not in row.hparams  # fixed by the command line: a constant of the sweep
     always = ["model", "data", "model.optimizer.lr", "data.batch_size"]  # and seed, swept here
     assert list(row.hparams) == ["seed", "model.l1", *always, "fit/verdict"]
+
+
+def test_a_jobs_tensorboard_folder_is_named_by_its_swept_overrides(compose_cfg, tmp_path):
+    typed = ["experiment=quick", "model.l2=0,1e-4", "data=digits,digits_lt"]
+    job_of_sweep(compose_cfg, tmp_path, typed, ["experiment=quick", "model.l2=1e-4", "data=digits"])
+    assert tensorboard_run() == "l2=1e-4,data=digits"  # the row's name, as a folder name
+    compose_cfg("experiment=quick", "model.l2=1e-4")
+    assert tensorboard_run() == ""  # a single run: tensorboard/ itself
+
+
+def test_swept_values_too_long_for_a_folder_name_leave_the_events_in_tensorboard(
+    compose_cfg, tmp_path
+):
+    long = "a" * 240
+    typed = ["experiment=quick", f"+note={long},b"]
+    job_of_sweep(compose_cfg, tmp_path, typed, ["experiment=quick", f"+note={long}"])
+    assert tensorboard_run() == ""
 
 
 def test_a_single_run_shows_what_its_command_line_set(compose_cfg):

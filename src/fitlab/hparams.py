@@ -101,9 +101,15 @@ def job_name(hydra: DictConfig) -> tuple[str, list[Override]]:
     return row_name(job, list(dict.fromkeys(o.key_or_group for o in sweeps))), sweeps
 
 
+# A folder name's limit is 255 bytes; past this the events stay in tensorboard/ itself.
+MAX_RUN_NAME_BYTES = 200
+
+
 def run_name(hydra: DictConfig) -> str:
-    """The row name as a folder name: ``l2=0.0001,seed=2`` (see ``config.tensorboard_run``)."""
-    return job_name(hydra)[0].replace(" ", ",").replace("/", "_")
+    """The row name as a folder name: ``l2=0.0001,seed=2`` (see ``config.tensorboard_run``);
+    "" when the swept values would make it too long for one."""
+    name = job_name(hydra)[0].replace(" ", ",").replace("/", "_")
+    return name if len(name.encode()) <= MAX_RUN_NAME_BYTES else ""
 
 
 def deciding_metrics(optimized_metric: str, metrics: Mapping[str, Any]) -> list[str]:
