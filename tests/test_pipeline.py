@@ -7,7 +7,7 @@ import io
 import pytest
 import rich
 
-from fitlab.pipeline import widen_console_off_terminal
+from fitlab.console import use_run_console
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def console():
 def test_off_a_terminal_tables_get_160_columns(console, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdout", io.StringIO())  # a log file: no terminal
     monkeypatch.delenv("COLUMNS", raising=False)
-    widen_console_off_terminal()
+    use_run_console()
     assert rich.get_console().width == 160
 
 
@@ -29,5 +29,5 @@ def test_columns_set_by_the_user_wins(console, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdout", io.StringIO())
     monkeypatch.setenv("COLUMNS", "100")
     width = rich.get_console().width
-    widen_console_off_terminal()
+    use_run_console()
     assert rich.get_console().width == width

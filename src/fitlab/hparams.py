@@ -124,7 +124,6 @@ def session(cfg: DictConfig, metrics: Mapping[str, Any]) -> Session:
     single run the keys its command line set."""
     hydra = HydraConfig.get() if HydraConfig.initialized() else None
     choices = dict(hydra.runtime.choices) if hydra else {}
-    job = OverridesParser.create().parse_overrides(list(hydra.overrides.task)) if hydra else []
     domains: dict[str, list[str]] = {"fit/verdict": list(VERDICTS)}
     if hydra is not None and hydra.mode == RunMode.MULTIRUN:
         name, sweeps = job_name(hydra)
@@ -132,6 +131,7 @@ def session(cfg: DictConfig, metrics: Mapping[str, Any]) -> Session:
         discrete = (o for o in sweeps if o.is_discrete_sweep())
         domains |= {o.key_or_group: list(o.sweep_string_iterator()) for o in discrete}
     else:
+        job = OverridesParser.create().parse_overrides(list(hydra.overrides.task)) if hydra else []
         keys = (o.key_or_group for o in job)
         differs = [k for k in keys if k.split(".")[0] not in _NOT_HOW]
         name = ""

@@ -53,7 +53,7 @@ def hydra_entry(
             return job_failed(exc)
 
     def main() -> Any:
-        widen_console_off_terminal()
+        use_run_console()  # 160 columns off a terminal, copied into the run's log (console.py)
         sys.argv[1:] = expand_path_overrides(sys.argv[1:])  # data.root=~/photos, as a shell would
         try:
             plan = preflight.plan(config_name, sys.argv[1:], resume_in_place)
@@ -70,13 +70,6 @@ def hydra_entry(
         return result
 
     return main
-
-
-def widen_console_off_terminal() -> None:
-    """The run's console (``fitlab/console.py``): rich's 160 columns wide off a terminal unless
-    ``COLUMNS`` says otherwise, and what it prints copied into the run's log file, as are
-    Python's warnings."""
-    use_run_console()
 
 
 def job_failed(exc: Exception) -> None:

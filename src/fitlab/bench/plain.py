@@ -50,7 +50,7 @@ class PlainLoop:
         classes = datamodule.num_classes
         self.train_metrics = stage_metrics(classes, "train").to(device)
         self.val_metrics = stage_metrics(classes, "val").to(device)
-        self.train_loss, self.val_loss = MeanMetric().to(device), MeanMetric().to(device)
+        self.train_loss = MeanMetric().to(device)
         self.generator = torch.Generator(device).manual_seed(cfg.seed)
         self.label_counts = torch.zeros(classes, dtype=torch.long, device=device)
         self.final_train_loss = float("nan")
@@ -84,23 +84,27 @@ class PlainLoop:
         self.scheduler.step()
         return seconds
 
+    def evaluate(self, split: str) -> dict[str, float]:
+        """``<split>/loss`` and the split's metrics over its tensors, the network in eval mode."""
+        images, labels = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+        metrics, loss = getattr(self, f"{split}_metrics"), MeanMetric().to(self.device)
+        self.net.eval()
+        with torch.inference_mode():
+            for x, y in zip(
+                images.split(self.eval_batch_size), labels.split(self.eval_batch_size), strict=True
+            ):
+                with self.autocast:
+                    logits = self.net(x.contiguous(memory_format=self.memory_format))
+                loss.update(F.cross_entropy(logits.float(), y), len(y))
+                metrics.update(logits, y)
+            values = {f"{split}/loss": loss.compute(), **metrics.compute()}
+        metrics.reset()
+        return {name: float(value) for name, value in values.items()}
+
     def validate(self) -> float:
         """One pass over the validation tensors with the validation metrics; its seconds."""
         sync(self.device)
         start = time.perf_counter()
-        self.net.eval()
-        with torch.inference_mode():
-            for x, y in zip(
-                self.x_val.split(self.eval_batch_size),
-                self.y_val.split(self.eval_batch_size),
-                strict=True,
-            ):
-                with self.autocast:
-                    logits = self.net(x.contiguous(memory_format=self.memory_format))
-                self.val_loss.update(F.cross_entropy(logits.float(), y), len(y))
-                self.val_metrics.update(logits, y)
-            self.val_metrics.compute(), self.val_loss.compute()
+        self.evaluate("val")
         sync(self.device)
-        seconds = time.perf_counter() - start
-        self.val_metrics.reset(), self.val_loss.reset()
-        return seconds
+        return time.perf_counter() - start

@@ -193,10 +193,14 @@ def render_png(fig: Figure, dpi: int = DPI) -> bytes:
     return buffer.getvalue()
 
 
+def tensorboard_writers(trainer: L.Trainer) -> list:
+    """The SummaryWriter of every TensorBoard logger of the trainer."""
+    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
 def add_png_to_tensorboard(trainer: L.Trainer, tag: str, png: bytes) -> None:
     """Log a rendered PNG as an image in every TensorBoard logger of the trainer."""
-    boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-    if boards:
+    if boards := tensorboard_writers(trainer):
         image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
         for board in boards:
             board.add_image(tag, image, trainer.global_step, dataformats="HWC")

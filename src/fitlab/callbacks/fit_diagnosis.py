@@ -165,8 +165,9 @@ class FitDiagnosis(L.Callback):
     def report(self, trainer: L.Trainer, weights: str) -> None:
         # The thresholds are settings, not measurements: the text states them, no curve plots them.
         settings = ("fit/target_error", "fit/gap")
-        scalars = {k: v for k, v in self.results.items() if isinstance(v, float)}
-        scalars = {k: v for k, v in scalars.items() if k not in settings}
+        scalars = {
+            k: v for k, v in self.results.items() if isinstance(v, float) and k not in settings
+        }
         text = self.explain(weights)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)

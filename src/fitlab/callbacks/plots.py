@@ -16,7 +16,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torchmetrics import CatMetric
 
@@ -26,10 +25,12 @@ from fitlab.callbacks.figures import (
     pr_figure,
     render_png,
     roc_figure,
+    tensorboard_writers,
 )
 from fitlab.config import metric_mode
 
 FIGURES = {"confusion_matrix": confusion_matrix_figure, "roc": roc_figure, "pr": pr_figure}
+TITLES = {"confusion_matrix": "Confusion matrix", "roc": "ROC", "pr": "PR"}
 MAX_KEPT_IN_CHECKPOINT = 2**20  # probabilities; a resumed run redraws its best epoch from them
 
 
@@ -114,16 +115,15 @@ class ClassificationPlots(L.Callback):
         start = time.perf_counter()
         self.plot_dir.mkdir(parents=True, exist_ok=True)
         for name, figure in FIGURES.items():
-            what = {"confusion_matrix": "Confusion matrix", "roc": "ROC", "pr": "PR"}[name]
-            fig = figure(probs, target, names, f"{what}: {stage}, {when}; {len(target)} images")
+            fig = figure(
+                probs, target, names, f"{TITLES[name]}: {stage}, {when}; {len(target)} images"
+            )
             png = render_png(fig)
             (self.plot_dir / f"{name}_{stage}.png").write_bytes(png)
             add_png_to_tensorboard(trainer, f"{name}/{stage}", png)
         if self.pr_curves:
             step = trainer.global_step
-            for board in [
-                lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)
-            ]:
+            for board in tensorboard_writers(trainer):
                 for c, class_name in enumerate(names):
                     board.add_pr_curve(
                         f"pr_curve/{stage}/{class_name}", target == c, probs[:, c], step
