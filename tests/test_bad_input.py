@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import QUICK, call_entry, run_cli
+from conftest import QUICK, call_entry, cli_env, run_cli
 from fitlab import checkpoints, preflight
 from fitlab import eval as fitlab_eval
 from fitlab import train as fitlab_train
@@ -264,4 +267,48 @@ def test_a_real_process_shows_the_traceback_and_exits_2(tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith("fitlab.errors.FitlabError: trainer.devices=0 is not")
     )
+    assert not (tmp_path / "logs").exists()
+
+
+# What the checks before a run must not import: most of a bad command's seconds were theirs.
+HEAVY = {"torch", "lightning", "torchmetrics", "torchvision", "matplotlib", "sklearn"}
+PROBE = """
+import json, sys
+from fitlab.entry import train_main
+sys.argv[1:] = json.loads(sys.argv[1])
+try:
+    train_main()
+    code = 0
+except SystemExit as exited:
+    code = exited.code
+print(json.dumps([code, sorted({name.split(".")[0] for name in sys.modules})]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["model.dropout=1.5"], 2),  # a value
+        (["model.dropuot=0.1"], 2),  # a key
+        (["data=nope"], 2),  # an option
+        (["ckpt_path=missing.ckpt"], 2),  # a checkpoint path
+        (["-m", "model.l2=0,-1"], 2),  # a swept value
+        (["--cfg", "job"], 0),
+        (["--help"], 0),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_the_command_line_is_checked_before_torch_loads(tmp_path: Path, argv, code) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv)],
+        cwd=tmp_path,
+        env=cli_env(tmp_path / "logs"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    exit_code, modules = json.loads(result.stdout.splitlines()[-1])
+    assert exit_code == code, result.stderr
+    assert HEAVY.isdisjoint(modules), sorted(HEAVY & set(modules))
+    assert code == 0 or result.stderr.startswith("fitlab: error: ")
     assert not (tmp_path / "logs").exists()

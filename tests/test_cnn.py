@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fitlab.errors import FitlabError
-from fitlab.models.cnn import ACTIVATIONS, CNN, NORMS, POOLS, conv_output_size
+from fitlab.models.cnn import CNN
+from fitlab.models.settings import ACTIVATIONS, NORMS, POOLS, conv_output_size
 
 
 @pytest.mark.parametrize("in_channels", [1, 3])

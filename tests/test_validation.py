@@ -18,7 +18,8 @@ from conftest import write_color_digits
 from fitlab.config import config_dir
 from fitlab.data.roots import check_image_root
 from fitlab.errors import FitlabError
-from fitlab.models.classifier import FIT_METRICS, Classifier
+from fitlab.models.classifier import Classifier
+from fitlab.models.settings import FIT_METRICS
 from fitlab.validation import RULES, check_config
 from fitlab.validation.consistency import check_directions
 from fitlab.validation.rules import DEVICES, DURATION, METRIC
@@ -329,3 +330,23 @@ def test_an_unreadable_image_is_named(compose_cfg, image_tree: Path, damage: str
     with pytest.raises(FitlabError) as caught:
         check_config(compose_cfg(f"+data.root={image_tree}"))
     assert f"cannot read the image {broken}" in str(caught.value)
+
+
+def test_lightnings_names_are_written_out_as_lightning_has_them() -> None:
+    """The checks name Lightning's precisions and strategies without importing it: the same."""
+    import typing
+
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from fitlab.validation.rules import PRECISIONS, STRATEGIES, STRATEGY
+
+    lightnings = [a for part in typing.get_args(_PRECISION_INPUT) for a in typing.get_args(part)]
+    assert PRECISIONS == lightnings
+    assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+    assert STRATEGY.accepts("DDP_Spawn") and not STRATEGY.accepts("ddp_spwan")
+    StrategyRegistry.register("a_plugins_strategy", object)  # one that a plugin registers
+    try:
+        assert STRATEGY.accepts("a_plugins_strategy")
+    finally:
+        StrategyRegistry.remove("a_plugins_strategy")

@@ -14,17 +14,18 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from fitlab import runs
 from fitlab.errors import FitlabError
-from fitlab.models.cnn import per_block
+from fitlab.models.settings import per_block
 from fitlab.runs import latest_checkpoint, runs_with_checkpoints
 from fitlab.validation import shown
+
+if TYPE_CHECKING:
+    import torch
 
 # Classifier hyperparameters that decide the network's layers; the others (dropout, penalties,
 # optimizer) may change when a run is resumed or fine-tuned.
@@ -143,6 +144,8 @@ def continue_in_place(path: Path, output_dir: Path) -> int | None:
     fit_loop = ckpt["loops"]["fit_loop"]
     place = (fit_loop["state_dict"].get("combined_loader") or [{}])[0]
     within = f", batch {place['batches_done']} of it done" if place.get("batches_done") else ""
+    from lightning.pytorch.utilities import rank_zero_info
+
     rank_zero_info(
         f"fitlab: attempt {runs.attempt.number} of {output_dir}: resuming from {path.name} "
         f"(epoch {ckpt['epoch']}{within})"
@@ -160,6 +163,8 @@ def load(path: Path) -> dict[str, Any]:
         start = f.read(4)
     if not start.startswith((ZIP_START, PICKLE_START)):  # text, an image, an empty file...
         raise _not_torch_save(path)
+    import torch  # here: a path that is wrong fails before torch loads
+
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on odd files
             warnings.simplefilter("ignore")

@@ -2,6 +2,7 @@
 
 Takes the same ``experiment=``/``data=``/``model=`` overrides as the training run, so the data
 split and the model are rebuilt exactly as they were, then Lightning restores the weights.
+``main`` checks the command line before torch and Lightning load, as ``fitlab-train`` does.
 """
 
 from __future__ import annotations
@@ -9,15 +10,19 @@ from __future__ import annotations
 import time
 import warnings
 
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from fitlab import checkpoints
-from fitlab.callbacks.per_class import prints_test_table
-from fitlab.pipeline import build_parts, build_trainer, hydra_entry, scalar_metrics, write_metrics
+from fitlab.entry import eval_main as main
+from fitlab.runs import write_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from fitlab.callbacks.per_class import prints_test_table
+    from fitlab.pipeline import build_parts, build_trainer, scalar_metrics
+
     start = time.perf_counter()
     ckpt = checkpoints.resolve(cfg)  # checked before the run folder was made; None is refused
     datamodule, model = build_parts(cfg)
@@ -41,8 +46,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     rank_zero_info(f"fitlab: metrics written to {path}")
     return metrics
 
-
-main = hydra_entry("eval", evaluate)
 
 if __name__ == "__main__":
     main()

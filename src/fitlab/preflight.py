@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from fitlab import checkpoints, cluster, runs
 from fitlab.config import config_dir
 from fitlab.errors import FitlabError
-from fitlab.validation import check_config
+from fitlab.validation import check_imports, check_values
 
 # Flags with which Hydra prints something (help, the config) instead of running a job.
 HYDRA_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
@@ -88,10 +88,12 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
     wanted = fixed + firsts
     # A plain run composes once: its config is the base one.
     cfg = base if wanted == unswept else compose_config(config_name, wanted)
-    check(cfg)
-    for i, values in enumerate(swept):
-        for value in values[1:]:
-            check(compose_config(config_name, [*fixed, *firsts[:i], value, *firsts[i + 1 :]]))
+    others = [
+        compose_config(config_name, [*fixed, *firsts[:i], value, *firsts[i + 1 :]])
+        for i, values in enumerate(swept)
+        for value in values[1:]
+    ]
+    check(cfg, *others)
 
     result = Plan(multirun=multirun)
     if multirun:
@@ -137,13 +139,18 @@ def completed_note(run: Path) -> str:
     )
 
 
-def check(cfg: DictConfig) -> None:
-    """Every value, and the checkpoint if one is given: FitlabError on the first problem."""
+def check(*cfgs: DictConfig) -> None:
+    """Every value of each config, then the checkpoints they give, then the classes they name:
+    FitlabError on the first problem. Torch loads only for a checkpoint and those classes."""
     cluster.check_task_layout()
-    check_config(cfg)
-    ckpt = checkpoints.resolve(cfg)
-    if ckpt is not None:
-        checkpoints.check_matches_config(checkpoints.load(ckpt), ckpt, cfg)
+    for cfg in cfgs:
+        check_values(cfg)
+    for cfg in cfgs:
+        ckpt = checkpoints.resolve(cfg)
+        if ckpt is not None:
+            checkpoints.check_matches_config(checkpoints.load(ckpt), ckpt, cfg)
+    for cfg in cfgs:
+        check_imports(cfg)
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:

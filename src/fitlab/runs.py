@@ -9,13 +9,12 @@ fails before it trained anything leaves no folder at all.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from lightning.pytorch.utilities import rank_zero_only
 
 COMPLETED, FAILED = "completed", "failed"
 # Checkpoint key (beside Lightning's) with the attempts that led to it and their time.
@@ -163,9 +162,32 @@ def trained_nothing(run: Path) -> bool:
     return not any((run / "checkpoints").glob("*.ckpt")) and not (run / "metrics.json").exists()
 
 
-@rank_zero_only
+def on_rank_zero() -> bool:
+    """Lightning's answer, which also knows the ranks ``ddp_spawn`` started (no environment
+    variable names those); imported when first asked, so the checks before a run need no torch."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    if on_rank_zero():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
+    """``metrics.json`` (rank zero writes it): one flat JSON object, keys sorted; non-finite
+    numbers become null."""
+    path = Path(output_dir) / "metrics.json"
+    if on_rank_zero():
+        flat = {k: _json_value(v) for k, v in sorted(metrics.items())}
+        path.parent.mkdir(parents=True, exist_ok=True)  # a run that saved nothing else yet
+        path.write_text(json.dumps(flat, indent=2) + "\n")
+    return path
+
+
+def _json_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def failed_jobs(sweep_dir: Path) -> list[tuple[str, str]]:

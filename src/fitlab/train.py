@@ -3,6 +3,10 @@
 Returns the optimized metric's best value (``val/<metric>_best``, the score of the checkpoint it
 tested), so Hydra sweepers (Optuna, ...) rank the run by the same "best"; a run that diverged
 before it was ever validated returns the worst value instead of a crash.
+
+``main`` (``fitlab-train``, ``python -m fitlab.train``) checks the command line first
+(:mod:`fitlab.entry`); this module imports torch and Lightning only when ``train`` runs, so a
+bad override fails before they load.
 """
 
 from __future__ import annotations
@@ -10,29 +14,17 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
 from fitlab import checkpoints, cluster, runs
-from fitlab.callbacks import NonFiniteLoss, Requeued
-from fitlab.callbacks.fit_diagnosis import verdict_of
-from fitlab.callbacks.per_class import prints_test_table
-from fitlab.callbacks.requeue import await_requeue
 from fitlab.config import metric_mode
-from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
-from fitlab.hparams import log_hparams_session
-from fitlab.pipeline import (
-    build_parts,
-    build_trainer,
-    config_as_dict,
-    hydra_entry,
-    read_metrics,
-    scalar_metrics,
-    write_metrics,
-)
-from fitlab.runs import COMPLETED
+from fitlab.entry import train_main as main
+from fitlab.runs import COMPLETED, write_metrics
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +51,23 @@ def rankable(value: float | None, metric: str) -> float:
 
 
 def train(cfg: DictConfig) -> float | None:
+    import lightning as L
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from fitlab.callbacks import NonFiniteLoss, Requeued
+    from fitlab.callbacks.fit_diagnosis import verdict_of
+    from fitlab.callbacks.per_class import prints_test_table
+    from fitlab.callbacks.requeue import await_requeue
+    from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
+    from fitlab.hparams import log_hparams_session
+    from fitlab.pipeline import build_parts, build_trainer, config_as_dict, scalar_metrics
+
     check_effective_batch_size(cfg)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.train and cfg.get("ckpt_path") is None and cluster.slurm_job():
         if runs.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
             rank_zero_info(f"fitlab: {output_dir} completed in an earlier attempt of this job")
-            record = read_metrics(output_dir)
+            record = runs.read_record(output_dir)
             return record.get(f"{cfg.optimized_metric}_best", record.get(cfg.optimized_metric))
         if (latest := runs.latest_checkpoint(output_dir)) is not None:  # the job was requeued
             cfg.ckpt_path = str(latest)
@@ -129,8 +132,6 @@ def train(cfg: DictConfig) -> float | None:
     best_value = metrics.get(f"{cfg.optimized_metric}_best", metrics.get(cfg.optimized_metric))
     return rankable(best_value, cfg.optimized_metric)
 
-
-main = hydra_entry("train", train, resume_in_place=True)
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ from torchmetrics import MetricCollection
 from fitlab.bench.plain import PlainLoop, sync
 from fitlab.config import compose_config, metric_mode
 from fitlab.data.datamodule import ImageDataModule
-from fitlab.models.classifier import METRICS
+from fitlab.models.classifier import METRIC_CLASSES
 
 
 def run_overrides(epochs: int | None, seed: int | None, overrides: Sequence[str]) -> list[str]:
@@ -53,7 +53,7 @@ class TwinLoop(PlainLoop):
         test = datamodule.splits["test"]
         self.x_test, self.y_test = test.images.to(device), test.labels.to(device)
         self.test_metrics = MetricCollection(
-            {"acc": METRICS["acc"](datamodule.num_classes)}, prefix="test/"
+            {"acc": METRIC_CLASSES["acc"](datamodule.num_classes)}, prefix="test/"
         ).to(device)
         self.images = dict.fromkeys(("val", "test"), 0)
 

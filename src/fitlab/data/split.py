@@ -1,9 +1,12 @@
-"""Stratified train/validation/test splits, the same for the same seed."""
+"""Stratified train/validation/test splits, the same for the same seed.
+
+scikit-learn's ``model_selection`` takes most of a second to import: it loads when a split is
+made, not when the config's fractions are checked (:func:`check_fractions`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fitlab.errors import FitlabError
 
@@ -55,6 +58,8 @@ def _carve(
     index: np.ndarray, labels: np.ndarray, share: float, setting: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``share`` of ``index`` off, stratified by ``labels``; ``setting`` names the value."""
+    from sklearn.model_selection import train_test_split
+
     try:
         return train_test_split(index, test_size=share, stratify=labels, random_state=seed)
     except ValueError as exc:  # a part too small to hold one image of every class
@@ -78,6 +83,8 @@ def _fold_split(
             f"the test split ({smallest})",
             "use fewer folds",
         )
+    from sklearn.model_selection import StratifiedKFold
+
     folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     train, val = list(folds.split(rest, labels[rest]))[fold]
     return np.sort(rest[train]), np.sort(rest[val]), test_idx

@@ -27,6 +27,7 @@ from fitlab.console import in_spawned_rank
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
+from fitlab.models.settings import computed_metrics
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -42,33 +43,17 @@ def metric_key(class_name: str) -> str:
     return str(class_name).replace("/", "_")
 
 
-# The epoch metrics of each stage, logged as <stage>/<name> beside <stage>/loss. AUROC needs the
-# probabilities of the whole epoch: it is computed on held-out data only.
-METRICS: dict[str, Callable[[int], Metric]] = {
+# The metric each name of settings.METRICS stands for.
+METRIC_CLASSES: dict[str, Callable[[int], Metric]] = {
     "acc": lambda n: MulticlassAccuracy(n, average="micro"),
     "balanced_acc": lambda n: MulticlassRecall(n, average="macro"),
     "f1_macro": lambda n: MulticlassF1Score(n, average="macro"),
     "auroc": lambda n: MulticlassAUROC(n, average="macro"),
 }
-HELD_OUT_ONLY = ("auroc",)
-
-
-def computed_metrics(stage: str) -> list[str]:
-    return [name for name in METRICS if stage != "train" or name not in HELD_OUT_ONLY]
-
-
-def metric_names(stage: str) -> list[str]:
-    """The epoch metrics ``stage`` logs: ``<stage>/loss``, then ``<stage>/<name>`` of METRICS."""
-    return [f"{stage}/{name}" for name in ("loss", *computed_metrics(stage))]
-
-
-# What fit logs every epoch, so what a checkpoint, early stopping, the LR scheduler or a sweep
-# can follow (validation checks these names); test/* comes after fit.
-FIT_METRICS = (*metric_names("val"), *metric_names("train"))
 
 
 def stage_metrics(num_classes: int, stage: str) -> MetricCollection:
-    metrics = {name: METRICS[name](num_classes) for name in computed_metrics(stage)}
+    metrics = {name: METRIC_CLASSES[name](num_classes) for name in computed_metrics(stage)}
     return MetricCollection(metrics, prefix=f"{stage}/")
 
 

@@ -12,23 +12,37 @@ from omegaconf import DictConfig
 from fitlab.validation import consistency
 from fitlab.validation.rules import RULES, check_rule, shown
 
-CHECKS = (
+# What a value alone says, without importing torch or the configured classes: run first, so a
+# wrong value fails at once.
+VALUE_CHECKS = (
     consistency.check_channels,
     lambda cfg: [check_rule(cfg, rule) for rule in RULES],
     consistency.check_splits,
     consistency.check_epochs,
-    consistency.check_accelerator,
     consistency.check_directions,
     consistency.check_model_fits_image,
     consistency.check_data_root,
-    consistency.check_targets,
 )
+# What needs an import: the GPUs torch sees, the classes the config names.
+IMPORT_CHECKS = (consistency.check_accelerator, consistency.check_targets)
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise a FitlabError for the first value that is wrong; return quietly otherwise."""
-    for check in CHECKS:
+def check_values(cfg: DictConfig) -> None:
+    """Raise a FitlabError for the first value that is wrong, importing nothing heavy."""
+    for check in VALUE_CHECKS:
         check(cfg)
 
 
-__all__ = ["RULES", "check_config", "shown"]
+def check_imports(cfg: DictConfig) -> None:
+    """Raise a FitlabError for a GPU that is not there or a class that does not import."""
+    for check in IMPORT_CHECKS:
+        check(cfg)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Both: every value, then what the config imports."""
+    check_values(cfg)
+    check_imports(cfg)
+
+
+__all__ = ["RULES", "check_config", "check_imports", "check_values", "shown"]

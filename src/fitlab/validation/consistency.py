@@ -1,6 +1,9 @@
 """Checks that read several keys at once: splits that leave a training set, a fold inside its
 folds, epochs in order, a GPU that exists, a CNN that fits the image, a data folder that holds
 readable data, and class paths that import and take the keys given to them.
+
+Only the last two import anything heavy (torch to count GPUs, the classes a config names), and
+only when they must: the other checks run first, so a wrong value fails before torch loads.
 """
 
 from __future__ import annotations
@@ -9,17 +12,15 @@ import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 
 from fitlab.config import metric_mode, optuna_direction
-from fitlab.data.resampling import FITLAB_KEYS
 from fitlab.data.roots import check_image_root
 from fitlab.data.sources import IMAGE_SIZES
 from fitlab.data.split import check_fractions
 from fitlab.errors import FitlabError
-from fitlab.models.cnn import CNN
+from fitlab.models.settings import plan_blocks
 from fitlab.validation.rules import COUNT, integer, is_int, lookup, shown
 
 
@@ -59,9 +60,13 @@ def check_epochs(cfg: DictConfig) -> None:
 
 
 def check_accelerator(cfg: DictConfig) -> None:
+    """GPUs that exist; on the CPU, a number of processes (torch is asked only when needed)."""
     trainer = cfg.get("trainer") or {}
     accelerator, wanted = trainer.get("accelerator"), trainer.get("devices", 1)
+    counted = wanted == "auto" or COUNT.accepts(wanted)  # ids and -1 name GPUs
     if accelerator in ("gpu", "cuda"):
+        import torch
+
         have = torch.cuda.device_count()
         if have == 0 or (is_int(wanted) and wanted > have):
             raise FitlabError(
@@ -69,13 +74,17 @@ def check_accelerator(cfg: DictConfig) -> None:
                 f"but this machine has {have} visible GPU(s)",
                 "use trainer=cpu, trainer.accelerator=auto, or fewer trainer.devices",
             )
-    gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not gpu)
-    if on_cpu and wanted != "auto" and not COUNT.accepts(wanted):  # ids and -1 name GPUs
+    elif not counted and (accelerator == "cpu" or (accelerator == "auto" and not _any_gpu())):
         raise FitlabError(
             f"trainer.devices={shown(wanted)} with trainer.accelerator={accelerator} on the CPU",
             "set trainer.devices to a number of processes >= 1 or auto (ids and -1 are for GPUs)",
         )
+
+
+def _any_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
 # A key that goes the way of a metric, the metric, and the way a metric's name says.
@@ -123,6 +132,8 @@ def _check_target(node: DictConfig, where: str) -> None:
         return
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
+    from fitlab.data.resampling import FITLAB_KEYS  # the sampler's import made it cheap
+
     own = FITLAB_KEYS if where == "resampler" else ()  # read by fitlab, not passed on
     for key in node:
         if not str(key).startswith("_") and key not in params and key not in own:
@@ -134,7 +145,7 @@ def _check_target(node: DictConfig, where: str) -> None:
 
 
 def check_model_fits_image(cfg: DictConfig) -> None:
-    """Build the CNN on the meta device (no memory) to see that every block leaves at least 1x1.
+    """Every block of the CNN leaves at least 1x1 of the image (the CNN's own shape arithmetic).
 
     The image size is ``data.image_size`` or the source's known size; sources whose size is known
     only from their files are checked when the model is built.
@@ -143,13 +154,11 @@ def check_model_fits_image(cfg: DictConfig) -> None:
     if not model or model.get("_target_") != "fitlab.models.Classifier":
         return
     size = data.get("image_size") or IMAGE_SIZES.get(data.get("source"))
-    if size is None:
+    wanted = set(inspect.signature(plan_blocks).parameters) - {"image_size"}
+    if size is None or not wanted <= set(model):  # the model, when built, checks the rest
         return
-    height, width = (size, size) if is_int(size) else size
-    wanted = set(inspect.signature(CNN).parameters) - {"in_channels", "num_classes", "image_size"}
     arch = {k: v for k, v in OmegaConf.to_container(model, resolve=True).items() if k in wanted}
-    with torch.device("meta"):
-        CNN(in_channels=1, num_classes=2, image_size=(height, width), **arch)
+    plan_blocks((size, size) if is_int(size) else size, **arch)
 
 
 def check_data_root(cfg: DictConfig) -> None:

@@ -10,22 +10,17 @@ from __future__ import annotations
 import math
 import re
 import signal
-import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
-from lightning.pytorch.callbacks import Timer
-from lightning.pytorch.strategies import StrategyRegistry
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from fitlab.data.sources import SOURCES
 from fitlab.errors import FitlabError
-from fitlab.models.classifier import FIT_METRICS
-from fitlab.models.cnn import ACTIVATIONS, NORMS, POOLS, per_block
+from fitlab.models.settings import ACTIVATIONS, FIT_METRICS, NORMS, POOLS, per_block
 
 
 @dataclass(frozen=True)
@@ -104,6 +99,8 @@ def _is_duration(v: Any) -> bool:
         v = OmegaConf.to_container(v, resolve=True)
     if not isinstance(v, (str, dict)):
         return False
+    from lightning.pytorch.callbacks import Timer  # only for a max_time that is set
+
     try:
         return Timer(duration=v)._duration > 0
     except Exception:  # Lightning raises MisconfigurationException, TypeError or ValueError
@@ -125,11 +122,39 @@ METRIC = Kind(
 MODE = one_of(["min", "max"])
 FRACTION = Kind(lambda v: isinstance(v, float) and 0 < v <= 1, "a fraction in (0, 1]")
 BATCHES = either(integer(0), Kind(lambda v: isinstance(v, float) and 0 <= v <= 1, "a fraction"))
-PRECISIONS = [a for part in typing.get_args(_PRECISION_INPUT) for a in typing.get_args(part)]
+# Lightning's _PRECISION_INPUT, written out so that checking needs no torch (a test compares them).
+PRECISIONS = [
+    64, 32, 16, "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed",
+    "bf16-true", "bf16-mixed", "32-true", "64-true", "64", "32", "16", "bf16",
+]  # fmt: skip
 DEVICES = Kind(_is_device_ids, "an integer >= 1, -1 (all), auto or a list of device ids")
 DURATION = Kind(_is_duration, "a duration DD:HH:MM:SS or {days:..,hours:..,minutes:..}")
-STRATEGY = named(
-    ["auto", *StrategyRegistry.available_strategies()],
+# What Lightning's StrategyRegistry names without plugins (a test compares them); another name is
+# looked up in the registry itself, so a plugin's strategy passes too.
+STRATEGIES = (
+    "auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook",
+    "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true",
+    "ddp_spawn_find_unused_parameters_false", "ddp_spawn_find_unused_parameters_true",
+    "ddp_fork_find_unused_parameters_false", "ddp_fork_find_unused_parameters_true",
+    "ddp_notebook_find_unused_parameters_false", "ddp_notebook_find_unused_parameters_true",
+    "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+    "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
+    "fsdp", "fsdp_cpu_offload", "single_device", "single_xla", "xla_debug", "xla", "single_tpu",
+)  # fmt: skip
+
+
+def _is_strategy(v: Any) -> bool:
+    if not isinstance(v, str):
+        return _is_target(v)
+    if v.lower() in STRATEGIES:
+        return True
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return v.lower() in StrategyRegistry
+
+
+STRATEGY = Kind(
+    _is_strategy,
     "auto or a strategy name",
     "e.g. ddp, ddp_spawn, fsdp, deepspeed: Lightning's StrategyRegistry has them all",
 )
