@@ -46,6 +46,7 @@ class Plan:
 
     overrides: list[str] = field(default_factory=list)
     multirun: bool = False
+    mode: RunMode | None = None  # hydra.mode as composed here (None: what the command says)
     sweep_dir: Path | None = None
     resumed_run: Path | None = None
     completed_run: Path | None = None  # the checkpoint's run ended and no more epochs are asked
@@ -95,7 +96,7 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
     ]
     check(cfg, *others)
 
-    result = Plan(multirun=multirun)
+    result = Plan(multirun=multirun, mode=base.hydra.mode)
     if multirun:
         result.sweep_dir = Path(cfg.hydra.sweep.dir)
     ckpt = checkpoints.resolve(cfg)
