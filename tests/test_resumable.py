@@ -7,9 +7,13 @@ import json
 import os
 from pathlib import Path
 
+import fsspec
+import lightning as L
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
+from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import QUICK, call_entry
 from fitlab import runs
@@ -116,3 +120,106 @@ def test_a_requeued_job_that_had_completed_trains_nothing(tmp_path, monkeypatch)
     assert "completed in an earlier attempt of this job" in (run / "quick.log").read_text()
     assert (run / "metrics.json").read_text() == record  # nothing trained, nothing rewritten
     assert not (run / "checkpoints").exists()
+
+
+# last.ckpt on an epoch that is also the best: a copy of its state, not a second dump.
+SCORES = [0.5, 0.9, 0.7, 0.6]  # val/score per epoch, maximised: epochs 0 and 1 best, then not
+
+
+class Scored(L.LightningModule):
+    """Logs ``SCORES[epoch]``, so which epochs are the best is known beforehand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.weight - 1).pow(2).sum()
+
+    def validation_step(self, batch, batch_idx) -> None:
+        self.log("val/score", SCORES[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class Held(L.Callback):
+    """The epoch every checkpoint file held after each epoch (each must load)."""
+
+    def __init__(self, folder: str) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(folder)
+        self.after: dict[int, dict[str, int]] = {}
+
+    def held(self) -> dict[str, int]:
+        files = self.fs.ls(self.root, detail=False) if self.fs.exists(self.root) else []
+        held = {}
+        for path in files:
+            with self.fs.open(path, "rb") as f:
+                held[Path(path).name] = torch.load(f, weights_only=True)["epoch"]
+        return held
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:
+            self.after[trainer.current_epoch - 1] = self.held()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.after[trainer.current_epoch - 1] = self.held()
+
+
+def fit_scored(compose_cfg, monkeypatch, folder: str, epochs: int, **fit) -> tuple[Held, list]:
+    """Fit ``Scored`` with the shipped checkpoint callback: what the folder held after each
+    epoch, and the epoch of every state Lightning dumped."""
+    checkpoint = instantiate(
+        compose_cfg().callbacks.model_checkpoint, dirpath=folder, monitor="val/score", mode="max"
+    )
+    probe = Held(folder)
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[checkpoint, probe], plugins=fit.get("plugins"))  # fmt: skip
+    dumps, dump = [], trainer._checkpoint_connector.dump_checkpoint
+    monkeypatch.setattr(trainer._checkpoint_connector, "dump_checkpoint", lambda *a, **k: (
+        dumps.append(trainer.current_epoch), dump(*a, **k))[1])  # fmt: skip
+    data = DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=2)
+    ckpt_path = fit.get("ckpt_path")
+    trainer.fit(Scored(), train_dataloaders=data, val_dataloaders=data, ckpt_path=ckpt_path)
+    return probe, dumps
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_a_best_epochs_state_is_dumped_once(compose_cfg, monkeypatch, tmp_path, where) -> None:
+    folder = f"memory://{tmp_path.name}/checkpoints" if where == "remote" else str(tmp_path)
+    probe, dumps = fit_scored(compose_cfg, monkeypatch, folder, 4)
+    # Epoch 0: the first last.ckpt names itself in its state, so it is dumped; epoch 1 (best):
+    # last.ckpt is a copy of epoch_001.ckpt; epochs 2 and 3: last.ckpt alone.
+    assert dumps == [0, 0, 1, 2, 3]
+    assert probe.after == {
+        0: {"epoch_000.ckpt": 0, "last.ckpt": 0},
+        1: {"epoch_001.ckpt": 1, "last.ckpt": 1},
+        2: {"epoch_001.ckpt": 1, "last.ckpt": 2},  # the best untouched by the later write
+        3: {"epoch_001.ckpt": 1, "last.ckpt": 3},
+    }
+    if where == "local":  # a copy: two files, the same bytes
+        best, last = tmp_path / "epoch_001.ckpt", tmp_path / "last.ckpt"
+        assert best.stat().st_ino != last.stat().st_ino
+    else:
+        fsspec.filesystem("memory").rm(f"/{tmp_path.name}", recursive=True)
+
+
+def test_a_run_resumed_from_a_copied_last_ckpt_goes_on_writing_it(
+    compose_cfg, monkeypatch, tmp_path
+) -> None:
+    fit_scored(compose_cfg, monkeypatch, str(tmp_path), 2)
+    resumed, dumps = fit_scored(
+        compose_cfg, monkeypatch, str(tmp_path), 4, ckpt_path=str(tmp_path / "last.ckpt")
+    )
+    assert dumps == [2, 3]
+    # Its state named last.ckpt as the last checkpoint: no last-v1.ckpt beside it.
+    assert resumed.after[3] == {"epoch_001.ckpt": 1, "last.ckpt": 3}
+
+
+def test_asynchronous_saving_dumps_last_ckpt_itself(compose_cfg, monkeypatch, tmp_path) -> None:
+    # The best file may not be on disk yet when last.ckpt is due: nothing to copy from.
+    async_io = AsyncCheckpointIO()
+    probe, dumps = fit_scored(compose_cfg, monkeypatch, str(tmp_path), 2, plugins=[async_io])
+    assert dumps == [0, 0, 1, 1]
+    assert probe.held() == {"epoch_001.ckpt": 1, "last.ckpt": 1}  # written once fit ended
