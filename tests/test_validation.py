@@ -342,7 +342,7 @@ def test_lightnings_names_are_written_out_as_lightning_has_them() -> None:
     from fitlab.validation.rules import PRECISIONS, STRATEGIES, STRATEGY
 
     lightnings = [a for part in typing.get_args(_PRECISION_INPUT) for a in typing.get_args(part)]
-    assert PRECISIONS == lightnings
+    assert lightnings == PRECISIONS
     assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
     assert STRATEGY.accepts("DDP_Spawn") and not STRATEGY.accepts("ddp_spwan")
     StrategyRegistry.register("a_plugins_strategy", object)  # one that a plugin registers

@@ -210,7 +210,7 @@ def print_table(result: dict[str, Any]) -> None:
     if result["startup_s"] is not None:
         console.print(
             f"fitlab-train: start-up to first step {result['startup_s']:.2f} s (importing "
-            f"fitlab.train alone: {result['import_s']:.2f} s), whole run "
+            f"torch, Lightning and fitlab alone: {result['import_s']:.2f} s), whole run "
             f"{result['default_run_wall_s']:.1f} s, test/acc "
             f"{result['default_run_metrics'].get('test/acc')}"
         )
