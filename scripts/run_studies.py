@@ -288,6 +288,12 @@ STUDIES = [
         report_columns(["test/acc", "wall_time_s"]),
     ),
     Study(
+        "warmup",
+        "Does a learning-rate warm-up make the linear scaling rule hold for a large batch?",
+        "fitlab-train experiment=warmup",
+        report_columns(["test/acc", "val/loss_best"]),
+    ),
+    Study(
         "grad_accumulation",
         "Gradient accumulation vs the large batch it stands for.",
         "fitlab-train experiment=grad_accumulation",

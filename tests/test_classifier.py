@@ -103,3 +103,34 @@ def test_penalties_are_logged_as_their_own_loss_terms() -> None:
         low, high = sorted((start[name], end[name]))
         assert low * 0.99 <= logged[f"train/loss_{name}"].item() <= high * 1.01
     assert "train/loss" in logged and "train/loss_l1" in logged
+
+
+def epoch_lrs(model: Classifier, epochs: int) -> list[float]:
+    """The learning rate of each epoch, stepping the scheduler as Lightning does (by epoch)."""
+    configured = model.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_a_warm_up_ramps_the_rate_then_hands_over_to_the_scheduler(compose_cfg) -> None:
+    from hydra.utils import instantiate
+
+    cfg = compose_cfg("model.warmup_epochs=4", "trainer.max_epochs=10")
+    model = instantiate(cfg.model, in_channels=1, image_size=[8, 8], num_classes=3,
+                        _convert_="all")  # fmt: skip
+    lr = cfg.model.optimizer.lr
+    lrs = epoch_lrs(model, 10)
+    # lr / 5, 2 lr / 5, ... up to lr at epoch 4; then the cosine over the 6 epochs left.
+    assert lrs[:5] == pytest.approx([lr * k / 5 for k in range(1, 6)])
+    cosine = [lr * (1 + np.cos(np.pi * t / 6)) / 2 for t in range(6)]
+    assert lrs[4:] == pytest.approx(cosine)
+    assert cfg.model.scheduler.T_max == 6
+    # Without a scheduler, the warm-up alone; without a warm-up, the rate is the scheduler's.
+    alone = epoch_lrs(tiny(warmup_epochs=2), 5)
+    assert alone == pytest.approx([0.1 / 3, 0.2 / 3, 0.1, 0.1, 0.1])
+    assert isinstance(tiny().configure_optimizers(), torch.optim.SGD)

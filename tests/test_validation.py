@@ -43,6 +43,15 @@ BAD = [
     (["model.optimizer.lr=0"], "model.optimizer.lr=0 is not a number > 0"),
     (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1 is not a number > 0"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not an integer >= 1 or -1"),
+    (["model.warmup_epochs=-1"], "model.warmup_epochs=-1 is not an integer >= 0"),
+    (
+        [
+            "model.warmup_epochs=2",
+            "model.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
+            "~model.scheduler.T_max",
+        ],
+        "SequentialLR cannot follow",
+    ),
     # splits that leave no training set, imbalance ratio, fold within folds
     (["data.val_fraction=0.5", "data.test_fraction=0.5"], "leave no training set"),
     (["data.val_fraction=1.2"], "data.val_fraction=1.2 is not a number in [0, 1)"),

@@ -94,6 +94,11 @@ def linear_lr(base_lr: float, batch_size: int, base_batch_size: int, scale: bool
     return base_lr * batch_size / base_batch_size if scale else base_lr
 
 
+def after_warmup(epochs: int, warmup_epochs: int) -> int:
+    """The epochs the scheduler has once the warm-up is over (its cosine then ends at zero)."""
+    return max(1, epochs - warmup_epochs)
+
+
 def tensorboard_run() -> str:
     """The logger's ``version``: where under ``tensorboard/`` a run's events go. In a job of a
     multirun, a folder named by its swept overrides (``l2=0.0001,seed=2``), so SCALARS and
@@ -119,6 +124,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("fitlab.path", expand_path, replace=True)
     OmegaConf.register_new_resolver("fitlab.mode", metric_mode, replace=True)
     OmegaConf.register_new_resolver("fitlab.linear_lr", linear_lr, replace=True)
+    OmegaConf.register_new_resolver("fitlab.after_warmup", after_warmup, replace=True)
     OmegaConf.register_new_resolver("fitlab.direction", optuna_direction, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero", on_rank_zero, replace=True)
     OmegaConf.register_new_resolver("fitlab.rank_zero_file", rank_zero_file, replace=True)

@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import LinearLR, SequentialLR
 from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection, MinMetric
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -83,6 +84,7 @@ class Classifier(L.LightningModule):
         monitor: str = "val/loss",
         compile: bool = False,
         channels_last: bool | str = "auto",
+        warmup_epochs: int = 0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ) -> None:
@@ -301,9 +303,15 @@ class Classifier(L.LightningModule):
         if self.optimizer_factory is None:
             raise FitlabError("model.optimizer is not set", "add an optimizer partial config")
         optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
+        warmup = self.hparams.get("warmup_epochs", 0)  # absent from older checkpoints
+        if self.scheduler_factory is None and not warmup:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        scheduler = self.scheduler_factory(optimizer=optimizer) if self.scheduler_factory else None
+        if warmup:
+            ramp = LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+            scheduler = ramp if scheduler is None else SequentialLR(
+                optimizer, [ramp, scheduler], milestones=[warmup]
+            )  # fmt: skip
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -19,6 +19,7 @@ VALUE_CHECKS = (
     lambda cfg: [check_rule(cfg, rule) for rule in RULES],
     consistency.check_splits,
     consistency.check_epochs,
+    consistency.check_warmup,
     consistency.check_directions,
     consistency.check_model_fits_image,
     consistency.check_data_root,

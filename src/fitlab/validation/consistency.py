@@ -49,6 +49,18 @@ def check_splits(cfg: DictConfig) -> None:
         )
 
 
+def check_warmup(cfg: DictConfig) -> None:
+    """A warm-up hands over to a scheduler that steps by epoch, not one that waits on a metric."""
+    model = cfg.get("model") or {}
+    scheduler = str((model.get("scheduler") or {}).get("_target_", ""))
+    if model.get("warmup_epochs") and scheduler.endswith("ReduceLROnPlateau"):
+        raise FitlabError(
+            f"model.warmup_epochs={model.warmup_epochs} with model.scheduler={scheduler}, "
+            "which PyTorch's SequentialLR cannot follow",
+            "set model.warmup_epochs=0, or a scheduler that steps by epoch (cosine, step, ...)",
+        )
+
+
 def check_epochs(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer") or {}
     low, high = trainer.get("min_epochs"), trainer.get("max_epochs")

@@ -213,6 +213,7 @@ RULES = (
     Rule("model.l1", PENALTY),
     Rule("model.l2", PENALTY),
     Rule("model.label_smoothing", PROBABILITY),
+    Rule("model.warmup_epochs", integer(0)),
     Rule("model.class_weights", one_of(["balanced"]), null=True),
     Rule("model.monitor", METRIC),
     Rule("model.compile", BOOLEAN),
