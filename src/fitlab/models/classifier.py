@@ -94,8 +94,9 @@ class Classifier(L.LightningModule):
         self.scheduler_factory = scheduler
         self.class_names = list(class_names or range(num_classes))
         self.net = CNN(
-            in_channels, num_classes, image_size, channels, kernel_size, stride, padding,
-            pool, norm, activation, dropout, head_dropout,
+            in_channels, num_classes, image_size, channels=channels, kernel_size=kernel_size,
+            stride=stride, padding=padding, pool=pool, norm=norm, activation=activation,
+            dropout=dropout, head_dropout=head_dropout,
         )  # fmt: skip
         if compile:
             self.net.compile()
