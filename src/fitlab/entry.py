@@ -70,8 +70,8 @@ def hydra_entry(config_name: str, task: str, resume_in_place: bool = False) -> C
 
 @contextlib.contextmanager
 def mode_known(plan: preflight.Plan | None) -> Iterator[None]:
-    """Hydra composes the whole config once more only to read ``hydra.mode`` (its ``get_mode``,
-    0.15 s); the checks composed it from the same command line, so Hydra is told their answer."""
+    """Hydra composes the whole config once more only to read ``hydra.mode`` (its ``get_mode``);
+    the checks composed it from the same command line, so Hydra is told their answer."""
     if plan is None:  # Hydra alone (--help, a DDP worker): it asks for itself
         yield
         return

@@ -7,8 +7,8 @@ resuming from it trained ten epochs again. Here it always holds the last complet
 wrote ``last.ckpt`` even then.
 
 An epoch that is also the new best is gathered and serialized once: ``last.ckpt`` is a copy of
-its ``epoch_NNN.ckpt``, the same state (Lightning dumped it twice; a copy takes about 1 ms, a
-dump tens). The state names the last checkpoint's path, so the copy is made only when that
+its ``epoch_NNN.ckpt``, the same state (Lightning gathered and serialized it twice; a file copy
+is far cheaper). The state names the last checkpoint's path, so the copy is made only when that
 path was already ``last.ckpt`` before the epoch (not at the first save, nor under a versioned
 name). A copy, not a link: Lightning may rewrite ``last.ckpt`` in place, which through a hard
 link would overwrite the best checkpoint.

@@ -1,7 +1,7 @@
 """Stratified train/validation/test splits, the same for the same seed.
 
-scikit-learn's ``model_selection`` takes most of a second to import: it loads when a split is
-made, not when the config's fractions are checked (:func:`check_fractions`).
+scikit-learn's ``model_selection`` is slow to import: it loads when a split is made, not when
+the config's fractions are checked (:func:`check_fractions`), so a bad value fails at once.
 """
 
 from __future__ import annotations
