@@ -106,11 +106,13 @@ def check_same_as_uninterrupted(run: Path, reference: Path, attempts: int) -> No
 @pytest.mark.parametrize(
     ("interrupt", "logged"),
     [
-        # The warning: a checkpoint at the next batch end, in the middle of an epoch.
+        # The warning: a checkpoint at the next batch end, in the middle of an epoch, or at the
+        # epoch's end when it came during the last batch or validation (a short epoch).
         (
             ("scancel", "--signal=USR1"),
             r"saved \S+hpc_ckpt_1\.ckpt and requeued SLURM job(?s:.)*"
-            r"attempt 2 of \S+: resuming from hpc_ckpt_1\.ckpt \(epoch \d+, batch \d+ of it done\)",
+            r"attempt 2 of \S+: resuming from hpc_ckpt_1\.ckpt "
+            r"\(epoch \d+(, batch \d+ of it done)?\)",
         ),
         # No warning (preemption, a node failure): back to the last epoch's end.
         (("scontrol", "requeue"), r"attempt 2 of \S+: resuming from last\.ckpt \(epoch \d+\)"),
