@@ -11,6 +11,8 @@ import fsspec
 import lightning as L
 import pytest
 import torch
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from torch.utils.data import DataLoader, TensorDataset
@@ -188,7 +190,12 @@ def fit_scored(compose_cfg, monkeypatch, folder: str, epochs: int, **fit) -> tup
 @pytest.mark.parametrize("where", ["local", "remote"])
 def test_a_best_epochs_state_is_dumped_once(compose_cfg, monkeypatch, tmp_path, where) -> None:
     folder = f"memory://{tmp_path.name}/checkpoints" if where == "remote" else str(tmp_path)
+    copied = []
+    for fs in (LocalFileSystem, MemoryFileSystem):
+        monkeypatch.setattr(fs, "cp_file", lambda self, a, b, *x, f=fs.cp_file, **k: (
+            copied.append(Path(b).name), f(self, a, b, *x, **k))[1])  # fmt: skip
     probe, dumps = fit_scored(compose_cfg, monkeypatch, folder, 4)
+    assert copied[:1] == ["last.ckpt.partial"]  # a side file first, never over last.ckpt
     # Epoch 0: the first last.ckpt names itself in its state, so it is dumped; epoch 1 (best):
     # last.ckpt is a copy of epoch_001.ckpt; epochs 2 and 3: last.ckpt alone.
     assert dumps == [0, 0, 1, 2, 3]
@@ -198,7 +205,8 @@ def test_a_best_epochs_state_is_dumped_once(compose_cfg, monkeypatch, tmp_path, 
         2: {"epoch_001.ckpt": 1, "last.ckpt": 2},  # the best untouched by the later write
         3: {"epoch_001.ckpt": 1, "last.ckpt": 3},
     }
-    if where == "local":  # a copy: two files, the same bytes
+    if where == "local":  # a copy: two files, the same bytes; put in place by a rename
+        assert copied == ["last.ckpt.partial"]
         best, last = tmp_path / "epoch_001.ckpt", tmp_path / "last.ckpt"
         assert best.stat().st_ino != last.stat().st_ino
     else:

@@ -11,7 +11,8 @@ its ``epoch_NNN.ckpt``, the same state (Lightning gathered and serialized it twi
 is far cheaper). The state names the last checkpoint's path, so the copy is made only when that
 path was already ``last.ckpt`` before the epoch (not at the first save, nor under a versioned
 name). A copy, not a link: Lightning may rewrite ``last.ckpt`` in place, which through a hard
-link would overwrite the best checkpoint.
+link would overwrite the best checkpoint. The copy is renamed into place, so whoever reads
+``last.ckpt`` (a resume, a watcher) never sees half of it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if not same_state:
             super()._save_checkpoint(trainer, filepath)
             return
-        if trainer.is_global_zero:
-            self._fs.cp_file(saved, filepath)
+        if trainer.is_global_zero:  # into place by a rename: a kill mid-copy leaves the old file
+            partial = f"{filepath}.partial"  # not a *.ckpt that a resume could pick up
+            self._fs.cp_file(saved, partial)
+            self._fs.mv(partial, filepath)
         trainer.strategy.barrier("fitlab_copy_last")
         self._last_checkpoint_saved = filepath
         if trainer.is_global_zero:  # as Lightning's save tells its loggers
