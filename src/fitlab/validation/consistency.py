@@ -2,8 +2,9 @@
 folds, epochs in order, a GPU that exists, a CNN that fits the image, a data folder that holds
 readable data, and class paths that import and take the keys given to them.
 
-Only the last two import anything heavy (torch to count GPUs, the classes a config names), and
-only when they must: the other checks run first, so a wrong value fails before torch loads.
+Only ``check_accelerator`` (torch, to see the GPUs) and ``check_targets`` (the classes a config
+names) import anything heavy, and only when they must; :mod:`fitlab.validation` runs them after
+the others, so a wrong value fails before torch loads.
 """
 
 from __future__ import annotations
