@@ -150,8 +150,11 @@ def continue_in_place(path: Path, output_dir: Path) -> int | None:
         f"fitlab: attempt {runs.attempt.number} of {output_dir}: resuming from {path.name} "
         f"(epoch {ckpt['epoch']}{within})"
     )
-    # Lightning logs at the count of optimizer steps taken ("batches that stepped").
-    return int(fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"])
+    # Lightning logs at the count of optimizer steps taken ("batches that stepped"). Saved at a
+    # batch end in mid-epoch (SlurmRequeue), the count lacks that batch: Lightning adds it when
+    # it restarts there, and the earlier attempt logged that batch's step itself.
+    step = int(fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"])
+    return step + 1 if place.get("batches_done") else step
 
 
 def load(path: Path) -> dict[str, Any]:

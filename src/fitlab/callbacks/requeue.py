@@ -81,18 +81,23 @@ class SlurmRequeue(L.Callback):
         # The epoch's last batch: validation and last.ckpt come first, then on_train_epoch_end.
         last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         if not (last or batch_idx + 1 >= trainer.num_training_batches) and self._warned(trainer):
-            self._save_and_requeue(trainer)
+            self._save_and_requeue(trainer, mid_epoch=True)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._warned(trainer):
             self._save_and_requeue(trainer)
 
-    def _save_and_requeue(self, trainer: L.Trainer) -> None:
+    def _save_and_requeue(self, trainer: L.Trainer, mid_epoch: bool = False) -> None:
         path = hpc_checkpoint_path(Path(trainer.default_root_dir))
         trainer.save_checkpoint(path)
         self._noted = False
         requeued = trainer.is_global_zero and self._requeue(path)
         if trainer.strategy.broadcast(requeued, src=0):
+            if mid_epoch:
+                # Lightning logs this batch's step metrics after the batch-end hooks; the next
+                # attempt starts with the next batch, so this attempt logs them before it ends.
+                trainer._logger_connector.on_batch_end()
+                trainer._logger_connector.update_train_step_metrics()
             raise Requeued(str(path))
 
     def _requeue(self, path: Path) -> bool:
