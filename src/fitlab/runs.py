@@ -162,16 +162,17 @@ def trained_nothing(run: Path) -> bool:
     return not any((run / "checkpoints").glob("*.ckpt")) and not (run / "metrics.json").exists()
 
 
-def on_rank_zero() -> bool:
-    """Lightning's answer, which also knows the ranks ``ddp_spawn`` started (no environment
-    variable names those); imported when first asked, so the checks before a run need no torch."""
+def lightning_rank_zero() -> bool:
+    """Whether this is rank zero by Lightning's count, which also knows the ranks ``ddp_spawn``
+    started (``cluster.is_rank_zero`` reads the environment, which names none of those);
+    imported when first asked, so the checks before a run need no torch."""
     from lightning.pytorch.utilities import rank_zero_only
 
     return rank_zero_only.rank == 0
 
 
 def remove(path: Path) -> None:
-    if on_rank_zero():
+    if lightning_rank_zero():
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -179,7 +180,7 @@ def write_metrics(output_dir: str | Path, metrics: dict[str, Any]) -> Path:
     """``metrics.json`` (rank zero writes it): one flat JSON object, keys sorted; non-finite
     numbers become null."""
     path = Path(output_dir) / "metrics.json"
-    if on_rank_zero():
+    if lightning_rank_zero():
         flat = {k: _json_value(v) for k, v in sorted(metrics.items())}
         path.parent.mkdir(parents=True, exist_ok=True)  # a run that saved nothing else yet
         path.write_text(json.dumps(flat, indent=2) + "\n")

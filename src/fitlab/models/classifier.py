@@ -304,7 +304,7 @@ class Classifier(L.LightningModule):
         if self.optimizer_factory is None:
             raise FitlabError("model.optimizer is not set", "add an optimizer partial config")
         optimizer = self.optimizer_factory(params=self.parameters())
-        warmup = self.hparams.get("warmup_epochs", 0)  # absent from older checkpoints
+        warmup = self.hparams.warmup_epochs
         if self.scheduler_factory is None and not warmup:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer) if self.scheduler_factory else None
