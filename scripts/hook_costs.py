@@ -22,8 +22,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.trainer import call
 
-from fitlab.config import compose_config
-from fitlab.pipeline import build_parts, build_trainer
+from fitlab.run.config import compose_config
+from fitlab.run.pipeline import build_parts, build_trainer
 
 STEP_HOOKS = (
     "on_train_batch_start", "on_before_backward", "on_after_backward",

@@ -17,7 +17,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from fitlab.config import compose_config
+from fitlab.run.config import compose_config
 
 pytest_plugins = ["slurm_cluster"]
 

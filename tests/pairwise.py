@@ -24,7 +24,7 @@ import numpy as np
 from allpairspy import AllPairs
 
 from conftest import logging_kept, write_color_digits
-from fitlab.config import config_dir
+from fitlab.run.config import config_dir
 from test_data_sources import write_cifar, write_idx
 
 
@@ -265,8 +265,8 @@ def overrides(row: dict[str, str], data_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------- runner
 def two_steps(argv: list[str]) -> int:
     """data.batch_size x devices x nodes x 2 for the config the row composes."""
-    from fitlab.config import compose_config
-    from fitlab.effective_batch import planned_world_size
+    from fitlab.models.effective_batch import planned_world_size
+    from fitlab.run.config import compose_config
 
     cfg = compose_config(argv)
     return cfg.data.batch_size * planned_world_size(cfg.trainer) * 2

@@ -12,14 +12,14 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from fitlab.effective_batch import (
+from fitlab.errors import FitlabError
+from fitlab.models import Classifier
+from fitlab.models.effective_batch import (
     accumulate_grad_batches,
     configure_accumulation,
     planned_world_size,
 )
-from fitlab.errors import FitlabError
-from fitlab.models import Classifier
-from fitlab.pipeline import build_parts, build_trainer
+from fitlab.run.pipeline import build_parts, build_trainer
 
 # The default optimizer (AdamW), no dropout, no validation, nothing written.
 TRAIN = (

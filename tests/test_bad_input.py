@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from conftest import QUICK, call_entry, cli_env, run_cli
-from fitlab import checkpoints, preflight
 from fitlab import eval as fitlab_eval
 from fitlab import train as fitlab_train
 from fitlab.errors import FitlabError
+from fitlab.run import checkpoints, preflight
 
 
 def refused(entry, argv: list[str], cwd: Path, monkeypatch, capsys) -> str:

@@ -9,9 +9,9 @@ import submitit
 from hydra.utils import instantiate
 from omegaconf import read_write
 
-from fitlab import cluster
-from fitlab.config import compose_config
 from fitlab.errors import FitlabError
+from fitlab.run import cluster
+from fitlab.run.config import compose_config
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID")
 SCHEDULER_VARIABLES = ("FITLAB_RUN_STAMP", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID")

@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from conftest import write_color_digits
-from fitlab.config import config_dir
-from fitlab.pipeline import build_parts, build_trainer
+from fitlab.run.config import config_dir
+from fitlab.run.pipeline import build_parts, build_trainer
 
 GROUPS = ["data", "resampler", "model", "trainer", "callbacks", "logger", "debug", "experiment"]
 GROUPS += ["hparams_search", "hydra/launcher"]

@@ -15,8 +15,8 @@ import torch
 
 from conftest import QUICK
 from fitlab.callbacks.divergence import NonFiniteLoss, StopOnNonFiniteLoss
-from fitlab.config import compose_config
 from fitlab.models.classifier import Classifier
+from fitlab.run.config import compose_config
 from fitlab.train import train
 
 # val/acc: maximised, so a run that never validated returns -inf

@@ -9,8 +9,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from fitlab.config import tensorboard_run
-from fitlab.hparams import ALWAYS, deciding_metrics, row_name, session, summaries
+from fitlab.run.config import tensorboard_run
+from fitlab.run.hparams import ALWAYS, deciding_metrics, row_name, session, summaries
 
 MEASURED = {
     "val/loss": 0.4,

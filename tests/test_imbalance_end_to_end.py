@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DistributedSampler
 
 from conftest import REPO, SRC, read_metrics, run_cli
-from fitlab.config import compose_config
+from fitlab.run.config import compose_config
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from conftest import call_entry
 from fitlab import train
-from fitlab.config import PATH_KEYS, expand_path_overrides
+from fitlab.run.config import PATH_KEYS, expand_path_overrides
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hydra._internal.hydra import Hydra
 
 from conftest import QUICK, call_entry
 from fitlab import train as fitlab_train
-from fitlab.console import use_run_console
+from fitlab.run.console import use_run_console
 
 
 @pytest.fixture

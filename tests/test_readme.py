@@ -49,7 +49,7 @@ def test_the_readme_shows_examples_with_their_output() -> None:
 @pytest.fixture
 def quiet_logs():
     """An in-process run gives these loggers its run's log file; take it back afterwards."""
-    loggers = [logging.getLogger(name) for name in ("fitlab.console", "py.warnings")]
+    loggers = [logging.getLogger(name) for name in ("fitlab.run.console", "py.warnings")]
     saved = [(logger, logger.handlers[:]) for logger in loggers]
     yield
     for logger, handlers in saved:

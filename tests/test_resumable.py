@@ -18,10 +18,10 @@ from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import QUICK, call_entry
-from fitlab import runs
 from fitlab import train as fitlab_train
 from fitlab.data.resumable import EpochShuffle, ResumableDataLoader
-from fitlab.loggers import CSVLogger
+from fitlab.run import folders
+from fitlab.run.loggers import CSVLogger
 
 
 def loader(progress=None, workers: int = 0) -> ResumableDataLoader:
@@ -93,18 +93,18 @@ def test_a_later_last_ckpt_supersedes_requeue_checkpoints(tmp_path: Path) -> Non
     old = touch(tmp_path / "hpc_ckpt_1.ckpt", 1_000)
     touch(tmp_path / "checkpoints" / "last.ckpt", 2_000)
     newer = touch(tmp_path / "hpc_ckpt_2.ckpt", 3_000)
-    assert runs.remove_superseded_hpc_checkpoints(tmp_path) == [old]
+    assert folders.remove_superseded_hpc_checkpoints(tmp_path) == [old]
     assert not old.exists() and newer.exists()
 
 
 def test_the_next_attempt_counts_on_from_the_failure_record_or_the_checkpoint(tmp_path) -> None:
-    from_ckpt = {runs.ATTEMPTS_KEY: {"attempts": 2, "wall_time_s": 30.0}}
-    assert runs.earlier_attempts(tmp_path, from_ckpt) == {"attempts": 2, "wall_time_s": 30.0}
+    from_ckpt = {folders.ATTEMPTS_KEY: {"attempts": 2, "wall_time_s": 30.0}}
+    assert folders.earlier_attempts(tmp_path, from_ckpt) == {"attempts": 2, "wall_time_s": 30.0}
     record = {"status": "failed", "error": "SIGTERMException", "attempts": 2, "wall_time_s": 41.5}
     (tmp_path / "metrics.json").write_text(json.dumps(record))
-    assert runs.earlier_attempts(tmp_path, from_ckpt)["wall_time_s"] == 41.5
+    assert folders.earlier_attempts(tmp_path, from_ckpt)["wall_time_s"] == 41.5
     assert not (tmp_path / "metrics.json").exists()  # a run being retried has no verdict yet
-    attempt = runs.Attempt()
+    attempt = folders.Attempt()
     attempt.follow(record)
     assert attempt.number == 3 and attempt.wall_time_s() >= 41.5
 

@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, cli_env, read_metrics, run_cli, run_dirs
-from fitlab import checkpoints, runs
 from fitlab.callbacks import RandomState
 from fitlab.errors import FitlabError
+from fitlab.run import checkpoints, folders
 
 # A deterministic CPU run (one thread) that stops early (patience 2): two epochs after its best.
 # Killed once the epoch after the best is saved, last.ckpt and the best checkpoint are two
@@ -62,11 +62,11 @@ def test_last_means_the_newest_run_with_a_checkpoint(tmp_path: Path) -> None:
     older = touch(tmp_path / "2026-01-01_10-00-00_aaaaaa" / "checkpoints" / "last.ckpt", 1)
     newer = touch(tmp_path / "2026-01-02_10-00-00_bbbbbb" / "checkpoints" / "last.ckpt", 2)
     (tmp_path / "2026-01-03_10-00-00_cccccc" / ".hydra").mkdir(parents=True)  # failed before
-    assert runs.newest_run(tmp_path) == newer.parents[1]
+    assert folders.newest_run(tmp_path) == newer.parents[1]
     # A SLURM requeue checkpoint written after last.ckpt is the newer state of that run.
     hpc = touch(newer.parents[1] / "hpc_ckpt_1.ckpt", 3)
-    assert runs.latest_checkpoint(newer.parents[1]) == hpc
-    assert runs.latest_checkpoint(older.parents[1]) == older
+    assert folders.latest_checkpoint(newer.parents[1]) == hpc
+    assert folders.latest_checkpoint(older.parents[1]) == older
 
 
 def test_only_the_latest_checkpoint_of_an_unfinished_run_continues_it(tmp_path: Path) -> None:
@@ -74,12 +74,12 @@ def test_only_the_latest_checkpoint_of_an_unfinished_run_continues_it(tmp_path: 
     (run / ".hydra").mkdir(parents=True)
     last = touch(run / "checkpoints" / "last.ckpt", 2)
     best = touch(run / "checkpoints" / "epoch_000.ckpt", 1)
-    assert runs.unfinished_run(last) == run
-    assert runs.unfinished_run(best) is None  # an older state starts a new run
+    assert folders.unfinished_run(last) == run
+    assert folders.unfinished_run(best) is None  # an older state starts a new run
     (run / "metrics.json").write_text('{"status": "completed"}')
-    assert runs.unfinished_run(last) is None  # a finished run is never written into again
+    assert folders.unfinished_run(last) is None  # a finished run is never written into again
     (run / "metrics.json").write_text('{"status": "failed", "error": "x"}')
-    assert runs.unfinished_run(last) == run
+    assert folders.unfinished_run(last) == run
 
 
 def saved_run(compose_cfg, logs: Path, name: str, *overrides: str, mtime: float) -> Path:

@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import write_color_digits
-from fitlab.config import config_dir
 from fitlab.data.roots import check_image_root
 from fitlab.errors import FitlabError
 from fitlab.models.classifier import Classifier
 from fitlab.models.settings import FIT_METRICS
+from fitlab.run.config import config_dir
 from fitlab.validation import RULES, check_config
 from fitlab.validation.consistency import check_directions
 from fitlab.validation.rules import DEVICES, DURATION, METRIC

@@ -1,7 +1,7 @@
 """The Hydra entry of ``fitlab-train`` and ``fitlab-eval``: the command line checked first, then
 the job, and a failure said in one line.
 
-Nothing here imports torch or Lightning, nor do the checks (:mod:`fitlab.preflight`): a bad
+Nothing here imports torch or Lightning, nor do the checks (:mod:`fitlab.run.preflight`): a bad
 override ends with its ``fitlab: error:`` line before they load, and ``--help`` and ``--cfg``
 print at once. The task functions import what they build from when they run.
 """
@@ -23,10 +23,10 @@ from hydra.types import RunMode
 from hydra.utils import get_method
 from omegaconf import DictConfig
 
-from fitlab import preflight, runs
-from fitlab.config import config_dir, expand_path_overrides
-from fitlab.console import shared_with_spawned_ranks, use_run_console
 from fitlab.errors import FitlabError, exit_usage, find_fitlab_error
+from fitlab.run import folders, preflight
+from fitlab.run.config import config_dir, expand_path_overrides
+from fitlab.run.console import shared_with_spawned_ranks, use_run_console
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def hydra_entry(config_name: str, task: str, resume_in_place: bool = False) -> C
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def run(cfg: DictConfig) -> Any:
-        runs.begin_attempt()
+        folders.begin_attempt()
         try:
             if not preflight.checked or HydraConfig.get().mode == RunMode.MULTIRUN:
                 preflight.check(cfg)  # each job of a sweep: combinations fail here, alone
@@ -89,14 +89,14 @@ def job_failed(exc: Exception) -> None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    message = str(err) if err is not None else runs.one_line(exc)
+    message = str(err) if err is not None else folders.one_line(exc)
     resumed = (hydra_cfg.output_subdir or ".hydra") != ".hydra"
-    if multirun or err is None or not (resumed or runs.trained_nothing(output_dir)):
-        runs.write_metrics(output_dir, runs.failure_record(message))
+    if multirun or err is None or not (resumed or folders.trained_nothing(output_dir)):
+        folders.write_metrics(output_dir, folders.failure_record(message))
     elif resumed:  # a resumed run's own files stay as they were
-        runs.remove(output_dir / hydra_cfg.output_subdir)
+        folders.remove(output_dir / hydra_cfg.output_subdir)
     else:  # a start that failed leaves no folder behind
-        runs.remove(output_dir)
+        folders.remove(output_dir)
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     if err is None and (full_error or not multirun):
         raise exc  # a bug: Hydra shows the traceback
@@ -109,7 +109,7 @@ def job_failed(exc: Exception) -> None:
 
 
 def exit_if_jobs_failed(sweep_dir: Path | None) -> None:
-    failed = runs.failed_jobs(sweep_dir) if sweep_dir is not None else []
+    failed = folders.failed_jobs(sweep_dir) if sweep_dir is not None else []
     if failed:
         for job, error in failed:
             print(f"fitlab: job {job} failed: {error}", file=sys.stderr)

@@ -12,16 +12,16 @@ import warnings
 
 from omegaconf import DictConfig
 
-from fitlab import checkpoints
 from fitlab.entry import eval_main as main
-from fitlab.runs import write_metrics
+from fitlab.run import checkpoints
+from fitlab.run.folders import write_metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities import rank_zero_info
 
     from fitlab.callbacks.per_class import prints_test_table
-    from fitlab.pipeline import build_parts, build_trainer, scalar_metrics
+    from fitlab.run.pipeline import build_parts, build_trainer, scalar_metrics
 
     start = time.perf_counter()
     ckpt = checkpoints.resolve(cfg)  # checked before the run folder was made; None is refused

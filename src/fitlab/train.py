@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from fitlab import checkpoints, cluster, runs
-from fitlab.config import metric_mode
 from fitlab.entry import train_main as main
-from fitlab.runs import COMPLETED, write_metrics
+from fitlab.run import checkpoints, cluster, folders
+from fitlab.run.config import metric_mode
+from fitlab.run.folders import COMPLETED, write_metrics
 
 if TYPE_CHECKING:
     import lightning as L
@@ -58,18 +58,18 @@ def train(cfg: DictConfig) -> float | None:
     from fitlab.callbacks.fit_diagnosis import verdict_of
     from fitlab.callbacks.per_class import prints_test_table
     from fitlab.callbacks.requeue import await_requeue
-    from fitlab.effective_batch import check_effective_batch_size, configure_accumulation
-    from fitlab.hparams import log_hparams_session
-    from fitlab.pipeline import build_parts, build_trainer, config_as_dict, scalar_metrics
+    from fitlab.models.effective_batch import check_effective_batch_size, configure_accumulation
+    from fitlab.run.hparams import log_hparams_session
+    from fitlab.run.pipeline import build_parts, build_trainer, config_as_dict, scalar_metrics
 
     check_effective_batch_size(cfg)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.train and cfg.get("ckpt_path") is None and cluster.slurm_job():
-        if runs.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
+        if folders.status(output_dir) == COMPLETED:  # a requeued job that had ended its run
             rank_zero_info(f"fitlab: {output_dir} completed in an earlier attempt of this job")
-            record = runs.read_record(output_dir)
+            record = folders.read_record(output_dir)
             return record.get(f"{cfg.optimized_metric}_best", record.get(cfg.optimized_metric))
-        if (latest := runs.latest_checkpoint(output_dir)) is not None:  # the job was requeued
+        if (latest := folders.latest_checkpoint(output_dir)) is not None:  # the job was requeued
             cfg.ckpt_path = str(latest)
     resumed_step = None
     if cfg.train and cfg.get("ckpt_path") is not None:
@@ -121,7 +121,7 @@ def train(cfg: DictConfig) -> float | None:
         status=COMPLETED,
         best_ckpt_path=best or None,
         **batches,
-        **runs.attempt.record(),
+        **folders.attempt.record(),
     )
     path = write_metrics(cfg.paths.output_dir, metrics)
     log_hparams_session(trainer, cfg, metrics)

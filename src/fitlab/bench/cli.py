@@ -51,9 +51,9 @@ def fit_paired(args: argparse.Namespace, overrides: list[str], output_dir: Path)
 
     from fitlab.bench.plain import PlainLoop
     from fitlab.bench.timing import PairedEpochTimer
-    from fitlab.config import compose_config
     from fitlab.data.tensors import TensorImageDataset
-    from fitlab.pipeline import build_parts, build_trainer
+    from fitlab.run.config import compose_config
+    from fitlab.run.pipeline import build_parts, build_trainer
 
     cfg = compose_config(overrides_for(args) + overrides, output_dir=output_dir)
     L.seed_everything(cfg.seed, workers=True)

@@ -137,7 +137,8 @@ def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, A
 # What a run imports: fitlab.train, and what its train() imports when it runs (torch, Lightning,
 # torchmetrics, the callbacks); the command line is checked before those load.
 RUN_IMPORTS = (
-    "fitlab.train, fitlab.pipeline, fitlab.callbacks, fitlab.hparams, fitlab.effective_batch"
+    "fitlab.train, fitlab.run.pipeline, fitlab.callbacks, fitlab.run.hparams, "
+    "fitlab.models.effective_batch"
 )
 
 

@@ -25,9 +25,9 @@ from omegaconf import DictConfig
 from torchmetrics import MetricCollection
 
 from fitlab.bench.plain import PlainLoop, sync
-from fitlab.config import compose_config, metric_mode
 from fitlab.data.datamodule import ImageDataModule
 from fitlab.models.classifier import METRIC_CLASSES
+from fitlab.run.config import compose_config, metric_mode
 
 
 def run_overrides(epochs: int | None, seed: int | None, overrides: Sequence[str]) -> list[str]:

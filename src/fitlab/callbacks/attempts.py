@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 
-from fitlab import runs
+from fitlab.run import folders
 
 
 class RunAttempts(L.Callback):
@@ -15,11 +15,11 @@ class RunAttempts(L.Callback):
     the SLURM requeue checkpoints (``hpc_ckpt_*.ckpt``) a later ``last.ckpt`` supersedes."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint[runs.ATTEMPTS_KEY] = runs.attempt.record()
+        checkpoint[folders.ATTEMPTS_KEY] = folders.attempt.record()
 
     def _clean(self, trainer: L.Trainer) -> None:
         if trainer.is_global_zero:
-            runs.remove_superseded_hpc_checkpoints(Path(trainer.default_root_dir))
+            folders.remove_superseded_hpc_checkpoints(Path(trainer.default_root_dir))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._clean(trainer)

@@ -8,14 +8,14 @@ rich bar the same throttle.
 
 Lightning rebuilds rich's global console with the bar's ``console_kwargs`` whenever a bar
 starts; without a width there it fell back to 80 columns off a terminal, which wrapped the bar's
-metrics and, from the second job of a multirun on, the model summary (``fitlab/console.py``).
+metrics and, from the second job of a multirun on, the model summary (``fitlab/run/console.py``).
 """
 
 from __future__ import annotations
 
 from lightning.pytorch.callbacks import RichProgressBar
 
-from fitlab.console import console_kwargs
+from fitlab.run.console import console_kwargs
 
 
 class ThrottledRichProgressBar(RichProgressBar):

@@ -20,7 +20,7 @@ from typing import Any
 
 import lightning as L
 
-from fitlab import cluster
+from fitlab.run import cluster
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from fitlab.cluster import destroy_process_group_at_exit
-from fitlab.config import metric_mode
-from fitlab.console import in_spawned_rank
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
 from fitlab.models.settings import computed_metrics
+from fitlab.run.cluster import destroy_process_group_at_exit
+from fitlab.run.config import metric_mode
+from fitlab.run.console import in_spawned_rank
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from hydra._internal.utils import _locate
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab.config import metric_mode, optuna_direction
 from fitlab.data.roots import check_image_root
 from fitlab.data.sources import IMAGE_SIZES
 from fitlab.data.split import check_fractions
 from fitlab.errors import FitlabError
 from fitlab.models.settings import plan_blocks
+from fitlab.run.config import metric_mode, optuna_direction
 from fitlab.validation.rules import COUNT, integer, is_int, lookup, shown
 
 

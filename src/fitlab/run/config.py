@@ -10,10 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fitlab.cluster import on_rank_zero, rank_zero_file, run_stamp
-from fitlab.slurm_resources import register_slurm_resolvers
+from fitlab.run.cluster import on_rank_zero, rank_zero_file, run_stamp
+from fitlab.run.slurm import register_slurm_resolvers
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/fitlab
 
 
 def config_dir() -> Path:
@@ -109,7 +109,9 @@ def tensorboard_run() -> str:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return ""
-    from fitlab.hparams import run_name  # TensorBoard's protobufs: only a sweep's jobs need them
+    from fitlab.run.hparams import (
+        run_name,
+    )  # TensorBoard's protobufs: only a sweep's jobs need them
 
     return run_name(HydraConfig.get())
 

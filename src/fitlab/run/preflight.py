@@ -4,7 +4,7 @@ Hydra creates the run folder before it calls the task, so the checks that must l
 behind run here, on a config composed from the same overrides: Hydra's own complaints (an
 unknown option or key, an override it cannot parse) become one-line FitlabErrors, then every
 value is checked (:mod:`fitlab.validation`) and the checkpoint to resume is found and read
-(:mod:`fitlab.checkpoints`). A multirun is checked once per swept value; combinations that only
+(:mod:`fitlab.run.checkpoints`). A multirun is checked once per swept value; combinations that only
 fail together are caught when their job starts, and fail alone.
 
 Resuming the ``last.ckpt`` of a run that did not complete continues that run in its own folder,
@@ -30,9 +30,9 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab import checkpoints, cluster, runs
-from fitlab.config import config_dir
 from fitlab.errors import FitlabError
+from fitlab.run import checkpoints, cluster, folders
+from fitlab.run.config import config_dir
 from fitlab.validation import check_imports, check_values
 
 # Flags with which Hydra prints something (help, the config) instead of running a job.
@@ -103,8 +103,8 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
     if ckpt is not None and cfg.ckpt_path == "last":
         result.overrides.append(f"ckpt_path={quoted(ckpt)}")
     continues = resume_in_place and not multirun and cfg.get("train") and ckpt is not None
-    run = runs.continued_by(ckpt) if continues else None
-    if run is not None and runs.status(run) == runs.COMPLETED and not more_epochs(cfg, run):
+    run = folders.continued_by(ckpt) if continues else None
+    if run is not None and folders.status(run) == folders.COMPLETED and not more_epochs(cfg, run):
         result.completed_run = run
         checked = True
         return result
@@ -123,14 +123,14 @@ def plan(config_name: str, argv: list[str], resume_in_place: bool) -> Plan | Non
 def more_epochs(cfg: DictConfig, run: Path) -> bool:
     """The command asks for more epochs than the completed ``run`` was last given."""
     wanted = cfg.trainer.get("max_epochs")
-    had = OmegaConf.load(runs.latest_config(run)).trainer.get("max_epochs")
+    had = OmegaConf.load(folders.latest_config(run)).trainer.get("max_epochs")
     return wanted != had and (wanted == -1 or (had != -1 and wanted > had))
 
 
 def completed_note(run: Path) -> str:
     """What a command that would resume a completed run says instead of training again."""
-    record = runs.read_record(run)
-    epochs = OmegaConf.load(runs.latest_config(run)).trainer.get("max_epochs")
+    record = folders.read_record(run)
+    epochs = OmegaConf.load(folders.latest_config(run)).trainer.get("max_epochs")
     stopped = record.get("stopped_reason", "completed")
     early = " (early stopping counts on from its state)" if stopped == "early_stopping" else ""
     return (

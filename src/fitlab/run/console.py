@@ -29,7 +29,7 @@ from rich.control import Control
 
 # Tables and the model summary, as printed, into the run's log file (configs/hydra/default.yaml
 # gives this logger a plain file handler; outside a Hydra job it has none and nothing is copied).
-copy_log = logging.getLogger("fitlab.console")
+copy_log = logging.getLogger("fitlab.run.console")
 warnings_log = logging.getLogger("py.warnings")  # the logger logging.captureWarnings uses
 
 OFF_TERMINAL_WIDTH = 160

@@ -16,8 +16,8 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab import checkpoints
 from fitlab.callbacks.requeue import SlurmRequeue
+from fitlab.run import checkpoints
 
 
 def instantiate_group(group: DictConfig | None, **kwargs: Any) -> list:
@@ -38,7 +38,7 @@ def continued_logging(group: DictConfig | None, from_step: int | None) -> dict[s
         target = (node or {}).get("_target_", "")
         if target.endswith("TensorBoardLogger"):
             kwargs[name] = {"purge_step": from_step}  # TensorBoard hides events from here on
-        elif target == "fitlab.loggers.CSVLogger":
+        elif target == "fitlab.run.loggers.CSVLogger":
             kwargs[name] = {"keep_before_step": from_step}
     return kwargs
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab import runs
 from fitlab.errors import FitlabError
 from fitlab.models.settings import per_block
-from fitlab.runs import latest_checkpoint, runs_with_checkpoints
+from fitlab.run import folders
+from fitlab.run.folders import latest_checkpoint, runs_with_checkpoints
 from fitlab.validation import shown
 
 if TYPE_CHECKING:
@@ -137,17 +137,17 @@ def continue_in_place(path: Path, output_dir: Path) -> int | None:
     """When ``path`` is a checkpoint of the run in ``output_dir``, this job is that run's next
     attempt: count it, and return the step from which its loggers write again (None for a new
     run that starts from another run's weights)."""
-    if not runs.continued_run(path, output_dir):
+    if not folders.continued_run(path, output_dir):
         return None
     ckpt = load(path)
-    runs.attempt.follow(runs.earlier_attempts(output_dir, ckpt))
+    folders.attempt.follow(folders.earlier_attempts(output_dir, ckpt))
     fit_loop = ckpt["loops"]["fit_loop"]
     place = (fit_loop["state_dict"].get("combined_loader") or [{}])[0]
     within = f", batch {place['batches_done']} of it done" if place.get("batches_done") else ""
     from lightning.pytorch.utilities import rank_zero_info
 
     rank_zero_info(
-        f"fitlab: attempt {runs.attempt.number} of {output_dir}: resuming from {path.name} "
+        f"fitlab: attempt {folders.attempt.number} of {output_dir}: resuming from {path.name} "
         f"(epoch {ckpt['epoch']}{within})"
     )
     # Lightning logs at the count of optimizer steps taken ("batches that stepped"). Saved at a
