@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU figures in the README: fitlab-bench on one GPU, fitlab and the plain loop on the same
-# card in the same process. Usage: scripts/bench_gpu.sh [OUTPUT_DIR]
+# The GPU figures in docs/performance.md: fitlab-bench on one GPU, fitlab and the plain loop on
+# the same card in the same process. Usage: scripts/bench_gpu.sh [OUTPUT_DIR]
 set -euo pipefail
 out=${1:-bench-results}
 mkdir -p "$out"

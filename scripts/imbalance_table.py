@@ -1,4 +1,4 @@
-"""The README's imbalance table from a multirun of ``experiment=imbalance``.
+"""The imbalance table of docs/imbalance.md from a multirun of ``experiment=imbalance``.
 
     python scripts/imbalance_table.py logs/imbalance/multiruns/<stamp>
 

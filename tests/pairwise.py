@@ -265,7 +265,7 @@ def overrides(row: dict[str, str], data_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------- runner
 def two_steps(argv: list[str]) -> int:
     """data.batch_size x devices x nodes x 2 for the config the row composes."""
-    from fitlab.models.effective_batch import planned_world_size
+    from fitlab.models.accumulation import planned_world_size
     from fitlab.run.config import compose_config
 
     cfg = compose_config(argv)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from fitlab.errors import FitlabError
 from fitlab.models import Classifier
-from fitlab.models.effective_batch import (
+from fitlab.models.accumulation import (
     accumulate_grad_batches,
     configure_accumulation,
     planned_world_size,

@@ -56,11 +56,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------ before any folder exists
+# One row for each way a mistake reaches the checks (a value, a key, an option, a sweep, a path,
+# a checkpoint...); every rule's own message is tested in test_validation.BAD.
 PRE_FOLDER = [
     (["model.dropout=1.5"], "model.dropout=1.5 is not a number in [0, 1)"),
-    (["data.batch_size=abc"], "data.batch_size=abc is not an integer >= 1"),
-    (["model.norm=layer"], "is not one of batch, group, none"),
-    (["model.kernel_size=9"], "shrinks its"),
     (["data=nope"], "data=nope is not an option; use one of cifar10, digits"),
     (["hydra/launcher=nope"], "hydra/launcher=nope is not an option; use one of basic"),
     (["model.nope=1"], "model.nope is not a config key; check the spelling (the keys of model"),
@@ -72,13 +71,11 @@ PRE_FOLDER = [
     (["ckpt_path=last"], "ckpt_path=last: no run of task 'train'"),
     (["ckpt_path=gone.ckpt"], "gone.ckpt does not exist"),
     # Trainer arguments that only Lightning would have refused, once the folder existed
-    (["trainer.devices=0"], "trainer.devices=0 is not an integer >= 1, -1 (all), auto or a list"),
     (["-m", "trainer.devices=1,0"], "trainer.devices=0 is not"),
     (["debug=default", "+trainer.val_check_interval=2.5"], "val_check_interval=2.5 is not"),
-    (["+trainer.strategy=dpp"], "trainer.strategy=dpp is not auto or a strategy name"),
     # a metric fit never logs: the whole run would have trained for nothing
-    (["optimized_metric=val/nonexistent"], "is not a metric the model logs during fit"),
     (["experiment=imbalance", "optimized_metric=test/balanced_acc"], "by the test set"),
+    # a launcher's key, in the Hydra node the entry point composes itself
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "hydra.launcher.n_jobs=0 is not"),
     # experiments that are sweeps by their config (hydra.mode: MULTIRUN), without -m
     (["experiment=batchnorm", "trainer.max_epochs=-5"], "trainer.max_epochs=-5 is not"),

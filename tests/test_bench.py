@@ -107,7 +107,7 @@ def test_whole_run_times_fitlab_train_against_its_twin(tmp_path, compose_cfg) ->
 
 
 def test_hook_costs_times_every_per_step_hook(tmp_path) -> None:
-    """scripts/hook_costs.py (README, "Performance"): the callbacks' hooks and the dispatch."""
+    """scripts/hook_costs.py (docs/performance.md): the callbacks' hooks and the dispatch."""
     script = str(REPO / "scripts" / "hook_costs.py")
     quick = ("experiment=quick", "trainer.max_epochs=1", "trainer.min_epochs=1")
     default = subprocess.run(

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +10,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, read_metrics, run_cli, run_dirs
+from tensorboard_server import polled, tensorboard
 
 pytestmark = pytest.mark.slow
 
@@ -125,39 +120,13 @@ def test_event_files_hold_scalars_and_images(trained: Path) -> None:
     assert any(t.startswith("pr_curve/test/") for t in tags["tensors"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tensorboard_server_lists_the_run_tags(trained: Path) -> None:
-    port = _free_port()
-    exe = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
-    server = subprocess.Popen(
-        [exe, "--logdir", str(trained), "--host", "127.0.0.1", "--port", str(port),
-         "--load_fast", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        tags: dict = {}
-        while time.monotonic() < deadline:
-            try:
-                url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    tags = json.loads(response.read())
-                if tags and "val/acc" in next(iter(tags.values())):
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
+    with tensorboard(trained) as ask:
+        tags = polled(
+            lambda: json.loads(ask("scalars/tags")),
+            lambda tags: tags and "val/acc" in next(iter(tags.values())),
+        )
         run_tags = next(iter(tags.values()))
         assert {"val/acc", "test/acc", "train/loss"} <= set(run_tags)
-        url = f"http://127.0.0.1:{port}/data/plugin/images/tags"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            images = next(iter(json.loads(response.read()).values()))
+        images = next(iter(json.loads(ask("images/tags")).values()))
         assert {"confusion_matrix/test", "roc/test"} <= set(images)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

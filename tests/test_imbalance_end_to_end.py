@@ -2,7 +2,7 @@
 
 Each resampler runs as one job of a Hydra multirun, so the suite pays one process start for all.
 Under DDP, each rank records the labels it trained on; they must be exactly that rank's share of
-the one sample every rank draws (README, "Imbalanced data").
+the one sample every rank draws (docs/imbalance.md, "Under DDP").
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from torchvision.datasets import MNIST, FashionMNIST
 import pairwise
 from conftest import call_entry
 from fitlab import train as fitlab_train
+from fitlab.models.accumulation import planned_world_size
 from fitlab.models.classifier import metric_key
-from fitlab.models.effective_batch import planned_world_size
 from fitlab.run.config import compose_config
 
 pytestmark = pytest.mark.slow

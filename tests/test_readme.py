@@ -1,14 +1,15 @@
-"""The README's examples that show their output: each command runs and prints what is shown.
+"""The README's and docs/ pages' examples that show their output: each runs and prints it.
 
 An example is a ``$ fitlab-...`` line in a code block and the lines under it up to the next
 ``$`` or the block's end. Shown without ``...`` the output is all the command prints; with
-``...`` the shown lines come in that order among others. ``/home/me`` in the README stands for
-the folder the command runs in.
+``...`` the shown lines come in that order among others. ``/home/me`` in a page stands for
+the folder the command runs in. The README is the front door: small, its links to docs/ whole.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from fitlab import train
 
 ENTRIES = {"fitlab-train": train.main, "fitlab-eval": fitlab_eval.main}
 HOME = "/home/me"
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
-def shown_examples(readme: Path = REPO / "README.md") -> list[tuple[str, list[str]]]:
+def shown_examples(page: Path) -> list[tuple[str, list[str]]]:
     examples: list[tuple[str, list[str]]] = []
     in_block, current = False, None
-    for line in readme.read_text().splitlines():
+    for line in page.read_text().splitlines():
         if line.startswith("```"):
             in_block, current = not in_block, None
         elif in_block and line.startswith("$ "):
@@ -37,7 +39,19 @@ def shown_examples(readme: Path = REPO / "README.md") -> list[tuple[str, list[st
     return examples
 
 
-EXAMPLES = shown_examples()
+EXAMPLES = [example for page in PAGES for example in shown_examples(page)]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    assert len((REPO / "README.md").read_bytes()) <= 12 * 1024
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_every_linked_page_exists(page: Path) -> None:
+    # relative Markdown links only; anchors and web addresses are not files here
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text())
+    missing = [link for link in links if not (page.parent / link).exists()]
+    assert not missing, f"{page.name} links to missing {missing}"
 
 
 def test_the_readme_shows_examples_with_their_output() -> None:

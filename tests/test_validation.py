@@ -22,7 +22,8 @@ from fitlab.models.settings import FIT_METRICS
 from fitlab.run.config import config_dir
 from fitlab.validation import RULES, check_config
 from fitlab.validation.consistency import check_directions
-from fitlab.validation.rules import DEVICES, DURATION, METRIC
+from fitlab.validation.kinds import METRIC
+from fitlab.validation.trainer import DEVICES, DURATION
 
 # (overrides, words the one-line message must hold): one row per class of mistake.
 BAD = [
@@ -348,7 +349,7 @@ def test_lightnings_names_are_written_out_as_lightning_has_them() -> None:
     from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
     from lightning.pytorch.strategies import StrategyRegistry
 
-    from fitlab.validation.rules import PRECISIONS, STRATEGIES, STRATEGY
+    from fitlab.validation.trainer import PRECISIONS, STRATEGIES, STRATEGY
 
     lightnings = [a for part in typing.get_args(_PRECISION_INPUT) for a in typing.get_args(part)]
     assert lightnings == PRECISIONS

@@ -13,7 +13,7 @@ import csv
 import json
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fitlab.errors import FitlabError, exit_usage
+from fitlab.tables import fmt, fmt_override, markdown_table, mean_std
 
 matplotlib.use("Agg")
 
@@ -51,7 +52,6 @@ class Run:
     overrides: dict[str, str]
     metrics: dict[str, object]
     optimized_metric: str | None = None
-    group: tuple[str, ...] = field(default=())
 
 
 def _natural(path: Path) -> list:
@@ -90,37 +90,12 @@ def swept_keys(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1]
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _fmt_override(value: str | None) -> str:
-    """A swept value for the eye: Optuna's 0.0007247031607588866 as 0.0007247."""
-    try:
-        return value if value is None or "." not in value else _fmt(float(value))
-    except ValueError:
-        return value
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}"
-
-
 def summarize(root: Path, console: Console | None = None) -> list[Run]:
     console = console or Console()
     runs = find_runs(root)
     swept = swept_keys(runs)
     pooled = [k for k in swept if k in POOLED]
     by = [k for k in swept if k not in POOLED]
-    for run in runs:  # the runs a bar of summary.png averages: same values but the seed
-        if by:
-            run.group = tuple(f"{k}={run.overrides.get(k, '')}" for k in by)
-        else:
-            run.group = ("all runs",) if pooled else (run.path,)
     metric = next((r.optimized_metric for r in runs if r.optimized_metric), None)
     best = f"{metric}_best" if metric else None  # the value a sweeper ranked the run by
     shown = [m for m in (best, metric, *HEADLINE) if m and any(m in r.metrics for r in runs)]
@@ -135,15 +110,15 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
             writer.writerow(
                 [run.path]
                 + [run.overrides.get(k, "") for k in all_keys]
-                + [_fmt(run.metrics.get(m)) for m in all_metrics]
+                + [fmt(run.metrics.get(m)) for m in all_metrics]
             )
 
     # the table: swept keys and headline metrics
     header = ["run", *swept, *shown]
     rows = [
         [run.path]
-        + [_fmt_override(run.overrides.get(k, "")) for k in swept]
-        + [_fmt(run.metrics.get(m)) for m in shown]
+        + [fmt_override(run.overrides.get(k, "")) for k in swept]
+        + [fmt(run.metrics.get(m)) for m in shown]
         for run in runs
     ]
     table = Table(title=f"{len(runs)} runs under {root}")
@@ -159,16 +134,16 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
     lines = [f"# {len(runs)} runs under `{root}`", ""]
     if common:
         lines += [f"Common overrides: `{' '.join(common)}`", ""]
-    lines += _markdown_table(header, rows)
+    lines += markdown_table(header, rows)
 
-    groups = _groups(runs, metric)
+    groups = _metric_groups(runs, by, bool(pooled), metric)
     if metric and pooled:
         over = " and ".join("seeds" if k == "seed" else "folds" for k in pooled)
         lines += ["", f"## {metric}: mean +- std over {over}", ""]
-        lines += _markdown_table(
+        lines += markdown_table(
             [*(by or ["runs"]), over, metric],
             [
-                [*(v.split("=", 1)[-1] for v in g), str(len(v)), _mean_std(v)]
+                [*(v.split("=", 1)[-1] for v in g), str(len(v)), mean_std(v, sign="+-")]
                 for g, v in groups.items()
             ],
         )
@@ -179,21 +154,34 @@ def summarize(root: Path, console: Console | None = None) -> list[Run]:
     return runs
 
 
-def _groups(runs: list[Run], metric: str | None) -> dict[tuple[str, ...], list[float]]:
-    groups: dict[tuple[str, ...], list[float]] = {}
+def group_runs(runs: list[Run], keys: list[str]) -> dict[tuple[str, ...], list[Run]]:
+    """The runs of each setting of ``keys``: their override values ("" where a run has none)."""
+    groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
-        value = run.metrics.get(metric) if metric else None
-        if isinstance(value, (int, float)):
-            groups.setdefault(run.group, []).append(float(value))
+        groups.setdefault(tuple(run.overrides.get(k, "") for k in keys), []).append(run)
     return groups
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + " --- |" * len(header),
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
+def _metric_groups(
+    runs: list[Run], by: list[str], pooled: bool, metric: str | None
+) -> dict[tuple[str, ...], list[float]]:
+    """The values of ``metric`` a column of summary.png averages: same values but the seed."""
+    if by:
+        groups = {
+            tuple(f"{k}={v}" for k, v in zip(by, setting, strict=True)): members
+            for setting, members in group_runs(runs, by).items()
+        }
+    else:
+        groups = {("all runs",): runs} if pooled else {(run.path,): [run] for run in runs}
+    values = {
+        label: [float(r.metrics[metric]) for r in members if _is_number(r.metrics.get(metric))]
+        for label, members in groups.items()
+    }
+    return {label: v for label, v in values.items() if v}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float))
 
 
 def _plot(groups: dict, metric: str, over_seeds: bool, by: list[str], path: Path) -> None:

@@ -58,7 +58,7 @@ def train(cfg: DictConfig) -> float | None:
     from fitlab.callbacks.fit_diagnosis import verdict_of
     from fitlab.callbacks.per_class import prints_test_table
     from fitlab.callbacks.requeue import await_requeue
-    from fitlab.models.effective_batch import check_effective_batch_size, configure_accumulation
+    from fitlab.models.accumulation import check_effective_batch_size, configure_accumulation
     from fitlab.run.hparams import log_hparams_session
     from fitlab.run.pipeline import build_parts, build_trainer, config_as_dict, scalar_metrics
 

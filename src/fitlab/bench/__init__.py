@@ -8,9 +8,10 @@ with the same batch size, optimizer, scheduler, epochs and metric updates, in on
 - the Lightning floor: fitlab's Classifier and Trainer without callbacks and logger, which
   shows how much of the gap is Lightning's own loop and how much is fitlab's.
 
-Each fitlab epoch is followed by one plain epoch (``timing.py``), and the report takes the
-median of the per-epoch ratios after the warm-up. Start-up is measured on a real
-``fitlab-train`` process, from launching it to its first step.
+Each fitlab epoch is followed by one plain epoch (``timing.py``), and the report
+(``epochs.py``) takes the median of the per-epoch ratios after the warm-up. Start-up is
+measured on a real ``fitlab-train`` process, from launching it to its first step.
+``--whole-run`` (``whole_run.py``, ``probe.py``) times whole processes instead.
 """
 
 from fitlab.bench.cli import main

@@ -138,7 +138,7 @@ def run_default_training(run_overrides: list[str], workdir: Path) -> dict[str, A
 # torchmetrics, the callbacks); the command line is checked before those load.
 RUN_IMPORTS = (
     "fitlab.train, fitlab.run.pipeline, fitlab.callbacks, fitlab.run.hparams, "
-    "fitlab.models.effective_batch"
+    "fitlab.models.accumulation"
 )
 
 

@@ -54,7 +54,7 @@ def class_counts_figure(counts: dict[str, list[int]], names: list[str]) -> Figur
 
 class ClassCounts(L.Callback):
     """Images per class in every split: the table when fitting starts, the bar chart after the
-    first training epoch (drawing it takes ~0.6 s, kept out of the start-up)."""
+    first training epoch (drawing it is slow enough to keep out of the start-up)."""
 
     def __init__(self, output_dir: str) -> None:
         self.plot_dir = Path(output_dir) / "plots"

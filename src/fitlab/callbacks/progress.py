@@ -1,10 +1,9 @@
 """Lightning's rich progress bar, updated every n training batches instead of every batch.
 
 Lightning 2.6's ``RichProgressBar`` reads the metrics and updates its task on every batch; its
-``refresh_rate`` is how many times a second a thread redraws. The per-batch update costs ~0.1 ms,
-about 2 % of a CPU step of the default CNN (``scripts/hook_costs.py``); every 10 batches it is
-~0.02 ms a step. Lightning's own ``TQDMProgressBar`` updates every n batches; this gives the
-rich bar the same throttle.
+``refresh_rate`` is how many times a second a thread redraws. The per-batch update is a visible
+share of a small CNN's CPU step (measured by ``scripts/hook_costs.py``); Lightning's own
+``TQDMProgressBar`` updates every n batches, and this gives the rich bar the same throttle.
 
 Lightning rebuilds rich's global console with the bar's ``console_kwargs`` whenever a bar
 starts; without a width there it fell back to 80 columns off a terminal, which wrapped the bar's

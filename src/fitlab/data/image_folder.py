@@ -21,7 +21,7 @@ from PIL import Image
 from rich.progress import track
 from torch.utils.data import Dataset
 
-from fitlab.data.sources import SourceData
+from fitlab.data.source_data import SourceData
 from fitlab.errors import FitlabError
 
 IN_MEMORY_LIMIT_BYTES = 2 * 1024**3

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.base import clone
@@ -46,7 +46,7 @@ class Resampler:
         self.redraw = bool(spec.pop("redraw_every_epoch", False))
         self.random_state = spec.get("random_state")
         self.target = str(spec.get("_target_", ""))
-        self.weighted = self.target.endswith("WeightedRandomSampler")
+        self.weighted = _is_weighted(self.target)
         if self.weighted:
             spec.pop("random_state", None)  # seeds the generator below; torch has no such key
             spec.setdefault("_partial_", True)
@@ -129,6 +129,17 @@ class Resampler:
         generator = torch.Generator().manual_seed(int(self.random_state or 0))
         kwargs = {**factory.keywords, "num_samples": num_samples, "generator": generator}
         return factory.func(*factory.args, weights=weights, **kwargs)
+
+
+def _is_weighted(target: str) -> bool:
+    """True when ``_target_`` names torch's WeightedRandomSampler (or a subclass of it)."""
+    if not target:
+        return False
+    try:
+        cls = get_class(target)
+    except Exception:  # not a class: instantiate below reports it
+        return False
+    return issubclass(cls, WeightedRandomSampler)
 
 
 def _ignores_pixels(sampler: Any) -> bool:

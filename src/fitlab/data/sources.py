@@ -12,21 +12,11 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from fitlab.data.source_data import SourceData
 from fitlab.errors import FitlabError
-
-
-@dataclass
-class SourceData:
-    """Images (N, C, H, W), labels (N,), class names; ``test`` holds an official test split."""
-
-    images: Any  # np.ndarray, or FolderImages for a tree that streams from disk
-    labels: np.ndarray
-    class_names: list[str]
-    test: tuple[Any, np.ndarray] | None = None
 
 
 @dataclass
@@ -148,7 +138,7 @@ def _unpickle(path: Path) -> dict:
 
 def load_image_folder(options: SourceOptions) -> SourceData:
     """Any class-per-folder tree of images: ``root/<class>/<image>.png``."""
-    from fitlab.data.image_folder import load_tree
+    from fitlab.data.image_folder import load_tree  # PIL and torch load only when used
 
     return load_tree(_root(options, "image_folder"), options.image_size, options.in_memory)
 

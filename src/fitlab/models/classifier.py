@@ -25,9 +25,8 @@ from torchmetrics.classification import (
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
-from fitlab.models.settings import computed_metrics
+from fitlab.models.settings import computed_metrics, metric_mode
 from fitlab.run.cluster import destroy_process_group_at_exit
-from fitlab.run.config import metric_mode
 from fitlab.run.console import in_spawned_rank
 
 Batch = tuple[torch.Tensor, torch.Tensor]

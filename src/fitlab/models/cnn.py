@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from fitlab.models.settings import ACTIVATIONS, plan_blocks
+from fitlab.models.settings import ACTIVATIONS, CNNSettings, plan_blocks
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:
@@ -31,32 +32,13 @@ class CNN(nn.Module):
     """Images (N, C, H, W) -> logits (N, num_classes)."""
 
     def __init__(
-        self,
-        in_channels: int,
-        num_classes: int,
-        image_size: Sequence[int],
-        channels: Sequence[int] = (32, 64, 128),
-        kernel_size: int | Sequence[int] = 3,
-        stride: int | Sequence[int] = 1,
-        padding: int | Sequence[int] = 1,
-        pool: str | Sequence[str] = "max",
-        norm: str | Sequence[str] = "batch",
-        activation: str | Sequence[str] = "relu",
-        dropout: float | Sequence[float] = 0.0,
-        head_dropout: float = 0.0,
+        self, in_channels: int, num_classes: int, image_size: Sequence[int], **settings: Any
     ) -> None:
+        """``settings``: the fields of :class:`~fitlab.models.settings.CNNSettings`, by name."""
         super().__init__()
-        plan = plan_blocks(
-            image_size,
-            channels=channels,
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            pool=pool,
-            norm=norm,
-            activation=activation,
-            dropout=dropout,
-        )
+        options = vars(CNNSettings(**settings))
+        head_dropout = options.pop("head_dropout")
+        plan = plan_blocks(image_size, **options)
         layers: list[nn.Module] = []
         c_in = in_channels
         for b in plan:

@@ -9,7 +9,7 @@ same tables, so the checks and the model cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fitlab.errors import FitlabError
@@ -26,6 +26,35 @@ ACTIVATIONS = {
 }
 NORMS = ("batch", "group", "none")
 POOLS = ("max", "avg", "stride", "none")
+
+
+@dataclass(frozen=True)
+class CNNSettings:
+    """The CNN's switches, named as ``configs/model/cnn.yaml`` names them, with their defaults.
+
+    Block options take one value for all blocks or a list with one value per block.
+    """
+
+    channels: Sequence[int] = (32, 64, 128)
+    kernel_size: int | Sequence[int] = 3
+    stride: int | Sequence[int] = 1
+    padding: int | Sequence[int] = 1
+    pool: str | Sequence[str] = "max"
+    norm: str | Sequence[str] = "batch"
+    activation: str | Sequence[str] = "relu"
+    dropout: float | Sequence[float] = 0.0  # Dropout2d after each block
+    head_dropout: float = 0.2  # dropout before the linear classifier
+
+
+# The settings that decide the network's layers; dropout may change when a run is resumed.
+LAYOUT = tuple(f.name for f in fields(CNNSettings) if not f.name.endswith("dropout"))
+
+
+def metric_mode(metric: str) -> str:
+    """``min`` for losses and errors, ``max`` for everything else (accuracy, F1, AUROC)."""
+    name = metric.rsplit("/", 1)[-1]
+    return "min" if ("loss" in name or "error" in name) else "max"
+
 
 # The epoch metrics of each stage, logged as <stage>/<name> beside <stage>/loss. AUROC needs the
 # probabilities of the whole epoch: it is computed on held-out data only.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from fitlab.errors import FitlabError
-from fitlab.models.settings import per_block
+from fitlab.models.settings import LAYOUT, per_block
 from fitlab.run import folders
 from fitlab.run.folders import latest_checkpoint, runs_with_checkpoints
 from fitlab.validation import shown
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Classifier hyperparameters that decide the network's layers; the others (dropout, penalties,
 # optimizer) may change when a run is resumed or fine-tuned.
-ARCHITECTURE = ("channels", "kernel_size", "stride", "padding", "pool", "norm", "activation")
+ARCHITECTURE = LAYOUT
 # Data keys that decide which images a run saw and their shape; the batch size, workers and the
 # resampler may change between a run and its resumption.
 DATA_IDENTITY = (

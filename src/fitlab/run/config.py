@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from fitlab.models.optimization import after_warmup, linear_lr
+from fitlab.models.settings import metric_mode
 from fitlab.run.cluster import on_rank_zero, rank_zero_file, run_stamp
 from fitlab.run.slurm import register_slurm_resolvers
 
@@ -78,25 +80,9 @@ def expand_path_overrides(overrides: Sequence[str]) -> list[str]:
     return expanded
 
 
-def metric_mode(metric: str) -> str:
-    """``min`` for losses and errors, ``max`` for everything else (accuracy, F1, AUROC)."""
-    name = metric.rsplit("/", 1)[-1]
-    return "min" if ("loss" in name or "error" in name) else "max"
-
-
 def optuna_direction(metric: str) -> str:
     """Optuna's name for :func:`metric_mode`: ``minimize`` or ``maximize``."""
     return f"{metric_mode(metric)}imize"
-
-
-def linear_lr(base_lr: float, batch_size: int, base_batch_size: int, scale: bool) -> float:
-    """The linear scaling rule: the learning rate grows with the batch (Goyal et al., 2017)."""
-    return base_lr * batch_size / base_batch_size if scale else base_lr
-
-
-def after_warmup(epochs: int, warmup_epochs: int) -> int:
-    """The epochs the scheduler has once the warm-up is over (its cosine then ends at zero)."""
-    return max(1, epochs - warmup_epochs)
 
 
 def tensorboard_run() -> str:

@@ -37,7 +37,7 @@ OFF_TERMINAL_WIDTH = 160
 
 def console_kwargs() -> dict[str, Any]:
     """rich wraps at 80 columns when stdout is no terminal (a SLURM log, CI, a pipe): the model
-    summary became unreadable and took ~0.3 s to wrap. 160 there, unless ``COLUMNS`` says."""
+    summary became unreadable and slow to wrap. 160 there, unless ``COLUMNS`` says."""
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         return {"width": OFF_TERMINAL_WIDTH}
     return {}

@@ -1,8 +1,10 @@
 """Every value a user can set, checked on the composed config before anything is built.
 
-:mod:`~fitlab.validation.rules` checks each key on its own (type, range, option names),
-:mod:`~fitlab.validation.consistency` the keys that depend on each other. Each failure is a
-:class:`~fitlab.errors.FitlabError` naming the key, the value and what would be accepted.
+:mod:`~fitlab.validation.rules` checks each key on its own (type, range, option names), by
+the tables of :mod:`~fitlab.validation.training`, :mod:`~fitlab.validation.trainer`,
+:mod:`~fitlab.validation.callbacks` and :mod:`~fitlab.validation.sweeps`;
+:mod:`~fitlab.validation.consistency` checks the keys that depend on each other. Each failure is
+a :class:`~fitlab.errors.FitlabError` naming the key, the value and what would be accepted.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from fitlab.data.split import check_fractions
 from fitlab.errors import FitlabError
 from fitlab.models.settings import plan_blocks
 from fitlab.run.config import metric_mode, optuna_direction
-from fitlab.validation.rules import COUNT, integer, is_int, lookup, shown
+from fitlab.validation.kinds import COUNT, integer, is_int
+from fitlab.validation.rules import lookup, shown
 
 
 def check_channels(cfg: DictConfig) -> None:

@@ -1,0 +1,50 @@
+"""Rules for the callbacks' own keys: checkpoints, early stopping, learning-rate monitor,
+plots, the fit diagnosis, progress, summary and the SLURM requeue."""
+
+from __future__ import annotations
+
+from fitlab.validation.kinds import (
+    BOOLEAN,
+    FINITE,
+    METRIC,
+    MODE,
+    PENALTY,
+    PROBABILITY,
+    SIGNAL,
+    Rule,
+    either,
+    integer,
+    one_of,
+    switches,
+)
+
+RULES = (
+    Rule("callbacks.model_checkpoint.monitor", METRIC, null=True),
+    Rule("callbacks.model_checkpoint.mode", MODE),
+    Rule("callbacks.model_checkpoint.save_top_k", integer(-1)),
+    Rule("callbacks.model_checkpoint.every_n_epochs", integer(0), null=True),
+    Rule("callbacks.model_checkpoint.every_n_train_steps", integer(0), null=True),
+    Rule("callbacks.model_checkpoint.save_last", either(BOOLEAN, one_of(["link"])), null=True),
+    Rule("callbacks.model_checkpoint.save_on_train_epoch_end", BOOLEAN, null=True),
+    *switches("callbacks.model_checkpoint", "save_weights_only auto_insert_metric_name verbose"),
+    *switches("callbacks.model_checkpoint", "save_on_exception enable_version_counter"),
+    Rule("callbacks.early_stopping.monitor", METRIC),
+    Rule("callbacks.early_stopping.mode", MODE),
+    Rule("callbacks.early_stopping.patience", integer(0)),
+    Rule("callbacks.early_stopping.min_delta", PENALTY),
+    Rule("callbacks.early_stopping.stopping_threshold", FINITE, null=True),
+    Rule("callbacks.early_stopping.divergence_threshold", FINITE, null=True),
+    Rule("callbacks.early_stopping.check_on_train_epoch_end", BOOLEAN, null=True),
+    *switches("callbacks.early_stopping", "check_finite strict verbose log_rank_zero_only"),
+    Rule("callbacks.lr_monitor.logging_interval", one_of(["epoch", "step"]), null=True),
+    *switches("callbacks.lr_monitor", "log_momentum log_weight_decay"),
+    Rule("callbacks.plots.pr_curves", BOOLEAN),
+    Rule("callbacks.fit_diagnosis.target_error", PROBABILITY),
+    Rule("callbacks.fit_diagnosis.gap", PENALTY),
+    Rule("callbacks.fit_diagnosis.max_train_samples", integer(1)),
+    Rule("callbacks.rich_progress_bar.refresh_rate", integer(0)),
+    Rule("callbacks.rich_progress_bar.update_every_n_batches", integer(1)),
+    Rule("callbacks.stop_on_non_finite_loss.check_every_n_steps", integer(1), null=True),
+    Rule("callbacks.rich_model_summary.max_depth", integer(-1)),
+    Rule("callbacks.slurm_requeue.signal_name", SIGNAL),
+)
