@@ -24,8 +24,8 @@ import numpy as np
 from allpairspy import AllPairs
 
 from conftest import logging_kept, write_color_digits
+from data_files import write_cifar, write_idx
 from fitlab.run.config import config_dir
-from test_data_sources import write_cifar, write_idx
 
 
 def options(group: str) -> list[str]:
@@ -229,7 +229,7 @@ def write_data(root: Path, n_per_class: int = 40) -> Path:
             images = rng.integers(0, 256, size=(len(labels), 28, 28), dtype=np.uint8)
             write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", images)
             write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    # CIFAR-10's batches as written in tests/test_data_sources.py, training labels made long-tailed
+    # CIFAR-10's batches as written in tests/data/test_sources.py, training labels made long-tailed
     n_train = 12 * n_per_class
     write_cifar(root, n_per_batch=n_train // 5)
     batches = root / "cifar-10-batches-py"

@@ -1,4 +1,5 @@
-"""A real TensorBoard server for the tests that read what a run shows there."""
+"""What a run shows in TensorBoard: its event files read as TensorBoard reads them, and a real
+TensorBoard server for the tests that ask one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 @contextlib.contextmanager
@@ -57,3 +60,12 @@ def polled(read: Callable[[], Any], done: Callable[[Any], bool], seconds: float 
             pass
         time.sleep(1)
     return value
+
+
+def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag's (step, value) points, as TensorBoard shows them."""
+    events = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }

@@ -17,7 +17,7 @@ GROUPS += ["hparams_search", "hydra/launcher"]
 # Options that need hardware or processes this machine lacks are composed, not built.
 NEEDS_GPU = {("trainer", "gpu"), ("trainer", "ddp"), ("trainer", "ddp_spawn")}
 NEEDS_GPU |= {("trainer", "multi_node")}
-# Sources that read files are composed here and loaded in test_data_sources, on files it writes.
+# Sources that read files are composed here and loaded in tests/data/test_sources.py.
 NEEDS_FILES = {("data", name) for name in ("mnist", "fashion_mnist", "cifar10", "image_folder")}
 # Resamplers are for imbalanced data (ADASYN refuses balanced digits): build them on digits_lt.
 WITH = {"resampler": ("data=digits_lt",)}

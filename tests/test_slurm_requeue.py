@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import SRC, read_metrics
-from test_resume import scalars
+from tensorboard_server import scalars
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

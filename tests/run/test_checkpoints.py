@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import QUICK, cli_env, read_metrics, run_cli, run_dirs
 from fitlab.callbacks import RandomState
 from fitlab.errors import FitlabError
 from fitlab.run import checkpoints, folders
+from tensorboard_server import scalars
 
 # A deterministic CPU run (one thread) that stops early (patience 2): two epochs after its best.
 # Killed once the epoch after the best is saved, last.ckpt and the best checkpoint are two
@@ -127,15 +127,6 @@ def test_last_names_the_newest_runs_when_none_matches(compose_cfg, tmp_path: Pat
     assert newest < older  # newest first, each with what differs
     assert "(model.norm=batch, data.imbalance_ratio=" in message
     assert "ckpt_path=RUN/checkpoints/last.ckpt" in message and "\n" not in message
-
-
-def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar tag's (step, value) points, as TensorBoard shows them."""
-    events = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {
-        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
-    }
 
 
 def start(cwd: Path) -> subprocess.Popen:
