@@ -54,6 +54,20 @@ def test_every_linked_page_exists(page: Path) -> None:
     assert not missing, f"{page.name} links to missing {missing}"
 
 
+PACKAGE_FOLDERS = "models|data|callbacks|run|validation|bench"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_every_module_a_page_names_exists(page: Path) -> None:
+    # a module named as `models/cnn.py`, `fitlab/run/config.py` or `src/fitlab/train.py`; a test
+    # (tests/models/...) is not one
+    text = page.read_text()
+    named = re.findall(rf"(?<![\w/])(?:src/)?(?:fitlab/)?((?:{PACKAGE_FOLDERS})/\w+\.py)", text)
+    named += re.findall(r"src/fitlab/(\w+\.py)", text)
+    missing = sorted({path for path in named if not (REPO / "src/fitlab" / path).is_file()})
+    assert not missing, f"{page.name} names modules that do not exist: {missing}"
+
+
 def test_the_readme_shows_examples_with_their_output() -> None:
     assert len(EXAMPLES) >= 5
     assert all(shown for _, shown in EXAMPLES)
