@@ -27,6 +27,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fitlab.summarize import Run, find_runs, swept_keys
+from fitlab.tables import markdown_table as table
+from fitlab.tables import mean_std
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -51,22 +53,6 @@ def newest_output(log_dir: Path, task: str) -> Path | None:
         if any(p.rglob("metrics.json"))
     ]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
-
-
-def mean_std(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + " --- |" * len(header),
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
 
 
 def grouped(runs: list[Run], metrics: list[str], digits: int = 4) -> list[str]:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from fitlab.entry import train_main as main
+from fitlab.models.settings import metric_mode
 from fitlab.run import checkpoints, cluster, folders
-from fitlab.run.config import metric_mode
 from fitlab.run.folders import COMPLETED, write_metrics
 
 if TYPE_CHECKING:

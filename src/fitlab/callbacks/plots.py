@@ -27,7 +27,7 @@ from fitlab.callbacks.figures import (
     roc_figure,
     tensorboard_writers,
 )
-from fitlab.run.config import metric_mode
+from fitlab.models.settings import metric_mode
 
 FIGURES = {"confusion_matrix": confusion_matrix_figure, "roc": roc_figure, "pr": pr_figure}
 TITLES = {"confusion_matrix": "Confusion matrix", "roc": "ROC", "pr": "PR"}
