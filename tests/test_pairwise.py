@@ -27,7 +27,7 @@ import pairwise
 from conftest import call_entry
 from fitlab import train as fitlab_train
 from fitlab.models.accumulation import planned_world_size
-from fitlab.models.classifier import metric_key
+from fitlab.models.metrics import metric_key
 from fitlab.run.config import compose_config
 
 pytestmark = pytest.mark.slow

@@ -98,7 +98,8 @@ def test_deferred_check_names_the_first_bad_step() -> None:
 
 def batchnorm_classifier() -> Classifier:
     return Classifier(in_channels=1, image_size=[4, 4], num_classes=3, channels=[2],
-                      norm="batch", optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+                      norm="batch", head_dropout=0.0,
+                      optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
 
 
 def test_a_best_metric_with_no_value_yet_is_not_a_broken_weight() -> None:

@@ -57,7 +57,7 @@ def test_train_error_is_measured_in_eval_mode_and_mode_is_restored() -> None:
 def test_callback_records_curves_and_diagnoses_a_short_fit(tmp_path) -> None:
     torch.manual_seed(0)
     datamodule = ImageDataModule(batch_size=64)
-    model = Classifier(**datamodule.model_kwargs(), channels=[8, 16],
+    model = Classifier(**datamodule.model_kwargs(), channels=[8, 16], head_dropout=0.0,
                        optimizer=partial(torch.optim.AdamW, lr=3e-3))  # fmt: skip
     diagnosis = FitDiagnosis(str(tmp_path), target_error=0.5, gap=0.5)
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,

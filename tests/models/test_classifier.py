@@ -9,12 +9,14 @@ import pytest
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 
-from fitlab.models.classifier import Classifier, balanced_class_weights
+from fitlab.models.classifier import Classifier
+from fitlab.models.loss import balanced_class_weights
 
 
 def tiny(**kwargs) -> Classifier:
     return Classifier(in_channels=1, image_size=[4, 4], num_classes=3, channels=[2],
-                      norm="none", pool="none", optimizer=partial(torch.optim.SGD, lr=0.1),
+                      norm="none", pool="none", head_dropout=0.0,
+                      optimizer=partial(torch.optim.SGD, lr=0.1),
                       **kwargs)  # fmt: skip
 
 
@@ -29,13 +31,35 @@ def test_l1_and_l2_terms_equal_their_formulas() -> None:
 
 
 def test_training_loss_adds_the_penalties_to_the_cross_entropy() -> None:
+    import lightning as L
+
     model = tiny(l1=0.01, l2=0.1)
     x, y = torch.randn(5, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1])
-    model.log = lambda *args, **kwargs: None  # outside a Trainer
+    model.trainer = L.Trainer(logger=False, enable_progress_bar=False, max_epochs=0)
+    model.log = lambda *args, **kwargs: None  # outside a fit loop
     total = model.training_step((x, y), 0)
     ce = torch.nn.functional.cross_entropy(model(x), y)
     expected = ce + sum(model.penalties().values())
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_one_rule_picks_what_l1_l2_and_weight_decay_act_on() -> None:
+    """Weights only by default; with decay_norms_and_biases, biases and norm layers too."""
+    for everything in (False, True):
+        model = Classifier(in_channels=1, image_size=[4, 4], num_classes=3, channels=[2], l1=0.01,
+                           decay_norms_and_biases=everything)  # fmt: skip
+        names = {id(p): n for n, p in model.net.named_parameters()}
+        penalised = sorted(names[id(p)] for p in model.penalised)
+        expected = sorted(n for n, p in model.net.named_parameters() if everything or p.ndim > 1)
+        assert penalised == expected and ("features.0.1.weight" in penalised) == everything
+        l1 = 0.01 * sum(p.abs().sum() for n, p in model.net.named_parameters() if n in expected)
+        assert model.penalties()["l1"].item() == pytest.approx(l1.item())
+        decay = torch.optim.AdamW
+        model.optimizer_factory = partial(decay, lr=0.1, weight_decay=0.5)
+        groups = model.configure_optimizers().param_groups
+        decayed = [names[id(p)] for g in groups if g["weight_decay"] == 0.5 for p in g["params"]]
+        assert sorted(decayed) == expected
+        assert sum(len(g["params"]) for g in groups) == len(names)
 
 
 def test_penalty_gradient_shrinks_weights() -> None:

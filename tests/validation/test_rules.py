@@ -87,6 +87,9 @@ BAD = [
     (["model.optimizer._target_=torch.optim.Adamw"], "torch.optim.Adamw cannot be imported"),
     (["+model.optimizer.momentum=0.9"], "model.optimizer.momentum is not an argument of"),
     (["+trainer.max_epoch=3"], "trainer.max_epoch is not an argument of lightning.pytorch.Trainer"),
+    # the CNN's settings reach Classifier as **cnn: a misspelt one is still caught
+    (["+model.chanels=[8]"], "model.chanels is not an argument of fitlab.models.Classifier"),
+    (["model.decay_norms_and_biases=yes"], "model.decay_norms_and_biases=yes is not true or false"),
     # Trainer arguments Lightning would refuse only once it starts (or would not refuse at all)
     (["trainer.devices=0"], "trainer.devices=0 is not an integer >= 1, -1 (all), auto or a list"),
     (["trainer.devices=[0,0]"], "trainer.devices=[0,0] is not"),
@@ -231,7 +234,7 @@ def test_the_metric_names_are_what_the_classifier_logs_during_fit() -> None:
     torch.manual_seed(0)
     data = DataLoader(TensorDataset(torch.randn(24, 1, 4, 4), torch.arange(24) % 3), batch_size=8)
     model = Classifier(in_channels=1, image_size=[4, 4], num_classes=3, channels=[2],
-                       optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+                       head_dropout=0.0, optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, data, data)

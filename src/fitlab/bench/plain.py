@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from fitlab.data.datamodule import ImageDataModule
-from fitlab.models.classifier import stage_metrics
+from fitlab.models.metrics import stage_metrics
 
 
 def sync(device: torch.device) -> None:

@@ -26,7 +26,7 @@ from torchmetrics import MetricCollection
 
 from fitlab.bench.plain import PlainLoop, sync
 from fitlab.data.datamodule import ImageDataModule
-from fitlab.models.classifier import METRIC_CLASSES
+from fitlab.models.metrics import METRIC_CLASSES
 from fitlab.run.config import compose_config, metric_mode
 
 

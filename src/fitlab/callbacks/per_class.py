@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from rich.table import Table
 
 from fitlab.callbacks.figures import SMALL, TEXT, add_png_to_tensorboard, render_png
-from fitlab.models.classifier import metric_key
+from fitlab.models.metrics import metric_key
 
 matplotlib.use("Agg")
 

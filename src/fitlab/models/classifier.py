@@ -1,4 +1,4 @@
-"""The LightningModule: cross-entropy with explicit L1/L2 penalties, metrics per stage.
+"""The LightningModule: the training step with its regularisers, and the metrics of each stage.
 
 Optimizer and scheduler arrive as partials (``_partial_: true`` configs) and are kept out of the
 saved hyperparameters, so checkpoints hold only plain values and load under ``weights_only``.
@@ -7,58 +7,41 @@ saved hyperparameters, so checkpoints hold only plain values and load under ``we
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import fields
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from torch.optim.lr_scheduler import LinearLR, SequentialLR
-from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection, MinMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassAUROC,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from fitlab.errors import FitlabError
 from fitlab.models.accumulation import ExactAccumulation
 from fitlab.models.cnn import CNN
-from fitlab.models.settings import computed_metrics, metric_mode
+from fitlab.models.loss import (
+    class_weights_for,
+    penalties,
+    split_parameters,
+    summed_cross_entropy,
+    weight_statistics,
+)
+from fitlab.models.metrics import metric_key, per_class_metrics, stage_metrics
+from fitlab.models.optimization import with_warmup
+from fitlab.models.settings import CNNSettings, metric_mode
 from fitlab.run.cluster import destroy_process_group_at_exit
 from fitlab.run.console import in_spawned_rank
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def balanced_class_weights(class_counts: Sequence[int]) -> torch.Tensor:
-    """scikit-learn's ``balanced`` weights: n_samples / (n_classes * count_c)."""
-    counts = torch.as_tensor(class_counts, dtype=torch.float32)
-    return counts.sum() / (len(counts) * counts.clamp_min(1))
-
-
-def metric_key(class_name: str) -> str:
-    """A class name as it appears in metric names: TensorBoard reads '/' as a folder."""
-    return str(class_name).replace("/", "_")
-
-
-# The metric each name of settings.METRICS stands for.
-METRIC_CLASSES: dict[str, Callable[[int], Metric]] = {
-    "acc": lambda n: MulticlassAccuracy(n, average="micro"),
-    "balanced_acc": lambda n: MulticlassRecall(n, average="macro"),
-    "f1_macro": lambda n: MulticlassF1Score(n, average="macro"),
-    "auroc": lambda n: MulticlassAUROC(n, average="macro"),
-}
-
-
-def stage_metrics(num_classes: int, stage: str) -> MetricCollection:
-    metrics = {name: METRIC_CLASSES[name](num_classes) for name in computed_metrics(stage)}
-    return MetricCollection(metrics, prefix=f"{stage}/")
-
-
 class Classifier(L.LightningModule):
-    """Trains a :class:`CNN`; the data's shape and classes come from the DataModule."""
+    """Trains a :class:`CNN`; the data's shape and classes come from the DataModule.
+
+    ``cnn``: the fields of :class:`~fitlab.models.settings.CNNSettings` (channels, kernel_size,
+    ..., head_dropout), by name, as ``configs/model/cnn.yaml`` sets them.
+    """
+
+    # The keyword arguments ``**cnn`` takes (the config check reads them: validation.consistency)
+    keyword_arguments: ClassVar[tuple[str, ...]] = tuple(f.name for f in fields(CNNSettings))
 
     def __init__(
         self,
@@ -67,17 +50,9 @@ class Classifier(L.LightningModule):
         num_classes: int,
         class_names: Sequence[str] | None = None,
         class_counts: Sequence[int] | None = None,
-        channels: Sequence[int] = (32, 64, 128),
-        kernel_size: int | Sequence[int] = 3,
-        stride: int | Sequence[int] = 1,
-        padding: int | Sequence[int] = 1,
-        pool: str | Sequence[str] = "max",
-        norm: str | Sequence[str] = "batch",
-        activation: str | Sequence[str] = "relu",
-        dropout: float | Sequence[float] = 0.0,
-        head_dropout: float = 0.0,
         l1: float = 0.0,
         l2: float = 0.0,
+        decay_norms_and_biases: bool = False,
         label_smoothing: float = 0.0,
         class_weights: str | None = None,
         monitor: str = "val/loss",
@@ -86,40 +61,29 @@ class Classifier(L.LightningModule):
         warmup_epochs: int = 0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        **cnn: Any,
     ) -> None:
         super().__init__()
+        settings = vars(CNNSettings(**cnn))  # every setting saved, the defaults too
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.hparams.update(settings)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.class_names = list(class_names or range(num_classes))
-        self.net = CNN(
-            in_channels, num_classes, image_size, channels=channels, kernel_size=kernel_size,
-            stride=stride, padding=padding, pool=pool, norm=norm, activation=activation,
-            dropout=dropout, head_dropout=head_dropout,
-        )  # fmt: skip
+        self.net = CNN(in_channels, num_classes, image_size, **settings)
         if compile:
             self.net.compile()
         self.channels_last = False  # decided in setup(), once the device is known
         self.example_input_array = torch.zeros(1, in_channels, *image_size)
-
-        if class_weights not in (None, "balanced"):
-            raise FitlabError(
-                f"model.class_weights={class_weights!r} is not an option", "use null or balanced"
-            )
-        if class_weights == "balanced" and class_counts is None:
-            raise FitlabError(
-                "model.class_weights=balanced needs the class counts",
-                "train it through fitlab-train, which passes them from the data",
-            )
-        weight = balanced_class_weights(class_counts) if class_weights == "balanced" else None
+        weight = class_weights_for(class_weights, class_counts)
         self.register_buffer("class_weight", weight, persistent=False)
-        # L1/L2 act on the weights of convolutions and linear layers, not on biases or norms.
-        self.penalised = [p for p in self.net.parameters() if p.ndim > 1]
+        self.penalised, self.left_alone = split_parameters(self.net, decay_norms_and_biases)
 
         # Separate attributes per stage ("train" would shadow nn.Module.train in a ModuleDict).
         for stage in ("train", "val", "test"):
             setattr(self, f"{stage}_metrics", stage_metrics(num_classes, stage))
             setattr(self, f"{stage}_loss", MeanMetric())
+        self.test_per_class = per_class_metrics(num_classes)
         self.best = MinMetric() if metric_mode(monitor) == "min" else MaxMetric()
         self.best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self.penalty_means = torch.nn.ModuleDict({"l1": MeanMetric(), "l2": MeanMetric()})
@@ -129,14 +93,6 @@ class Classifier(L.LightningModule):
             metric.persistent(True)
         # The loss of an optimizer step over all its micro-batches and devices (accumulation.py)
         self.accumulation = ExactAccumulation()
-
-        # Per class at test end: under imbalance the averages hide what happens to rare classes.
-        self.test_per_class = MetricCollection(
-            {
-                "recall": MulticlassRecall(num_classes, average=None),
-                "precision": MulticlassPrecision(num_classes, average=None),
-            }
-        )
 
     def setup(self, stage: str) -> None:
         destroy_process_group_at_exit()  # gloo ranks otherwise abort at exit now and then
@@ -156,59 +112,39 @@ class Classifier(L.LightningModule):
 
     # ------------------------------------------------------------------------- the loss
     def data_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits, target, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
+        """The batch's mean cross-entropy (weighted by class under ``class_weights``)."""
+        summed, weight = summed_cross_entropy(
+            logits, target, self.class_weight, self.hparams.label_smoothing
         )
+        return summed / weight
 
     def penalties(self) -> dict[str, torch.Tensor]:
         """``l1 * sum |w|`` and ``l2 * sum w^2`` over the penalised weights (only if enabled)."""
-        terms = {}
-        if self.hparams.l1 > 0:
-            terms["l1"] = self.hparams.l1 * sum(p.abs().sum() for p in self.penalised)
-        if self.hparams.l2 > 0:
-            terms["l2"] = self.hparams.l2 * sum(p.pow(2).sum() for p in self.penalised)
-        return terms
+        return penalties(self.penalised, self.hparams.l1, self.hparams.l2)
 
     # ------------------------------------------------------------------------ the steps
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        steps = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        # One unweighted micro-batch a step: cross_entropy's own mean is the step's exact loss,
-        # and the hot path skips the per-image losses and the bookkeeping (under DDP, a
-        # collective per step).
-        plain = steps == 1 and self.class_weight is None
-        if plain:
-            loss = self.data_loss(logits, y)
-        else:
-            losses = F.cross_entropy(
-                logits,
-                y,
-                weight=self.class_weight,
-                label_smoothing=self.hparams.label_smoothing,
-                reduction="none",
-            )
-            # Each image counts with its class weight (1 without class weights); the loss is
-            # the weighted mean, what cross_entropy's default reduction gives.
-            summed = losses.sum()
-            if self.class_weight is not None:
-                weight = self.class_weight[y].sum()
-            else:
-                weight = losses.new_tensor(len(y))
-            loss = summed / weight
-        penalty = None
+        summed, weight = summed_cross_entropy(
+            logits, y, self.class_weight, self.hparams.label_smoothing
+        )
+        loss = summed / weight
+        penalty = loss.new_zeros(())
         for name, term in self.penalties().items():
             self.penalty_means[name].update(term.detach())
-            penalty = term if penalty is None else penalty + term
+            penalty = penalty + term
         # Lightning writes step values only every log_every_n_steps; calling self.log on the
-        # other steps costs ~0.1 ms each for nothing.
-        if self._trainer is not None and self.trainer._logger_connector.should_update_logs:
+        # other steps costs time for nothing. Lightning has no public flag for it.
+        if self.trainer._logger_connector.should_update_logs:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.train_loss.update(loss.detach(), len(y))
         self.train_metrics.update(logits.detach(), y)
-        if plain:
-            return loss if penalty is None else loss + penalty
-        penalty = loss.new_zeros(()) if penalty is None else penalty
+        steps = self.trainer.accumulate_grad_batches
+        if steps == 1 and self.class_weight is None:
+            # The batch's mean is the step's exact loss: no bookkeeping (under DDP, a collective
+            # a step) and nothing for on_before_optimizer_step to rescale.
+            return loss + penalty
         return self.accumulation.share(summed, weight, penalty, len(y), batch_idx % steps == 0)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -270,18 +206,8 @@ class Classifier(L.LightningModule):
             if self.hparams[name] > 0:
                 values[f"train/loss_{name}"] = self.penalty_means[name].compute()
                 self.penalty_means[name].reset()
-        values.update(self.weight_statistics())
+        values.update(weight_statistics(self.penalised))
         self.log_dict(values)
-
-    @torch.no_grad()
-    def weight_statistics(self) -> dict[str, torch.Tensor]:
-        """What L1 and L2 do to the penalised weights: sparsity (share of |w| < 1e-3) and norms."""
-        flat = torch.cat([p.detach().flatten() for p in self.penalised])
-        return {
-            "weights/sparsity": (flat.abs() < 1e-3).float().mean(),
-            "weights/l1_norm": flat.abs().sum(),
-            "weights/l2_norm": flat.norm(),
-        }
 
     def on_validation_epoch_end(self) -> None:
         values = self._epoch_values("val")
@@ -299,19 +225,19 @@ class Classifier(L.LightningModule):
         self.test_per_class.reset()
         self.log_dict(values)
 
+    # ------------------------------------------------------------ optimizer and schedule
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise FitlabError("model.optimizer is not set", "add an optimizer partial config")
-        optimizer = self.optimizer_factory(params=self.parameters())
+        # Weight decay acts where L1 and L2 do (loss.penalised); the rest decays nothing.
+        groups = [{"params": self.penalised}, {"params": self.left_alone, "weight_decay": 0.0}]
+        optimizer = self.optimizer_factory(params=[g for g in groups if g["params"]])
         warmup = self.hparams.warmup_epochs
-        if self.scheduler_factory is None and not warmup:
-            return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer) if self.scheduler_factory else None
         if warmup:
-            ramp = LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
-            scheduler = ramp if scheduler is None else SequentialLR(
-                optimizer, [ramp, scheduler], milestones=[warmup]
-            )  # fmt: skip
+            scheduler = with_warmup(optimizer, scheduler, warmup)
+        if scheduler is None:
+            return optimizer
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

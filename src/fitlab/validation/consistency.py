@@ -144,14 +144,17 @@ def _check_target(node: DictConfig, where: str) -> None:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
+    accepted = [name for name, p in params.items() if p.kind is not p.VAR_KEYWORD]
+    if len(accepted) < len(params):  # **kwargs: what it takes, if the target says (Classifier)
+        if not hasattr(obj, "keyword_arguments"):
+            return
+        accepted += obj.keyword_arguments
     from fitlab.data.resampling import FITLAB_KEYS  # the sampler's import made it cheap
 
     own = FITLAB_KEYS if where == "resampler" else ()  # read by fitlab, not passed on
     for key in node:
-        if not str(key).startswith("_") and key not in params and key not in own:
-            valid = [p for p in params if p not in ("self", "params", "optimizer")]
+        if not str(key).startswith("_") and key not in accepted and key not in own:
+            valid = [p for p in accepted if p not in ("self", "params", "optimizer")]
             raise FitlabError(
                 f"{where}.{key} is not an argument of {target}",
                 f"remove it or use one of: {', '.join(valid)}",

@@ -53,6 +53,7 @@ RULES = (
     Rule("model.head_dropout", PROBABILITY),
     Rule("model.l1", PENALTY),
     Rule("model.l2", PENALTY),
+    Rule("model.decay_norms_and_biases", BOOLEAN),
     Rule("model.label_smoothing", PROBABILITY),
     Rule("model.warmup_epochs", integer(0)),
     Rule("model.class_weights", one_of(["balanced"]), null=True),
