@@ -8,9 +8,7 @@ the fewest training images, mean +- sample standard deviation over the seeds, as
 
 from __future__ import annotations
 
-import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,8 @@ from omegaconf import OmegaConf
 
 from fitlab.data import ImageDataModule
 from fitlab.models.classifier import metric_key
+from fitlab.summarize import find_runs, group_runs
+from fitlab.tables import markdown_table, mean_std
 
 
 def rarest_class(job: Path) -> tuple[str, int]:
@@ -33,27 +33,19 @@ def rarest_class(job: Path) -> tuple[str, int]:
 
 
 def main(sweep: Path) -> None:
-    # Job folders are numbered in sweep order: rows come out in the order the sweep lists them.
-    jobs = sorted((p.parent for p in sweep.glob("*/metrics.json")), key=lambda p: int(p.name))
-    name, count = rarest_class(jobs[0])
-    cells: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for job in jobs:
-        overrides = dict(o.split("=", 1) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml"))
-        metrics = json.loads((job / "metrics.json").read_text())
-        key = (overrides.get("resampler", "none"), overrides.get("model.class_weights", "null"))
-        cells[key].append(
-            (metrics["test/balanced_acc"], metrics[f"test/recall/{metric_key(name)}"])
-        )
-    print(f"| resampler | class weights | test balanced acc | recall of '{name}' ({count} "
-          "training images) | runs |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
-    for (resampler, weights), values in cells.items():
-        acc, recall = np.array(values).T
-        print(
-            f"| {resampler} | {'balanced' if weights == 'balanced' else 'none'} "
-            f"| {acc.mean():.3f} ± {acc.std(ddof=1):.3f} "
-            f"| {recall.mean():.3f} ± {recall.std(ddof=1):.3f} | {len(values)} |"
-        )
+    # Job folders in sweep order (job 10 after job 9): rows come out as the sweep lists them.
+    runs = find_runs(sweep)
+    name, count = rarest_class(sweep / runs[0].path)
+    metrics = ("test/balanced_acc", f"test/recall/{metric_key(name)}")
+    groups = group_runs(runs, ["resampler", "model.class_weights"])
+    rows = []
+    for (resampler, weights), members in groups.items():
+        values = [mean_std([float(r.metrics[m]) for r in members], digits=3) for m in metrics]
+        weighting = "balanced" if weights == "balanced" else "none"
+        rows.append([resampler or "none", weighting, *values, str(len(members))])
+    header = ["resampler", "class weights", "test balanced acc"]
+    header += [f"recall of '{name}' ({count} training images)", "runs"]
+    print("\n".join(markdown_table(header, rows)))
 
 
 if __name__ == "__main__":

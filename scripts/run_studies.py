@@ -13,6 +13,7 @@ checkpoints, never typed by hand.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -24,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fitlab.summarize import Run, find_runs, swept_keys
+from fitlab.data.sources import IMAGE_SIZES
+from fitlab.models.settings import plan_blocks
+from fitlab.summarize import Run, find_runs, group_runs, swept_keys
 from fitlab.tables import markdown_table as table
 from fitlab.tables import mean_std
 
@@ -58,11 +62,8 @@ def newest_output(log_dir: Path, task: str) -> Path | None:
 def grouped(runs: list[Run], metrics: list[str], digits: int = 4) -> list[str]:
     """Mean ± std of each metric per setting of the swept keys (seeds pooled)."""
     keys = [k for k in swept_keys(runs) if k != "seed"]
-    groups: dict[tuple[str, ...], list[Run]] = {}
-    for run in runs:
-        groups.setdefault(tuple(run.overrides.get(k, "") for k in keys), []).append(run)
     rows = []
-    for setting, members in groups.items():
+    for setting, members in group_runs(runs, keys).items():
         values = [
             mean_std(
                 [float(r.metrics[m]) for r in members if r.metrics.get(m) is not None],
@@ -111,15 +112,13 @@ def report_columns(metrics: list[str]) -> Callable[[Path, list[Run]], list[str]]
 
 def report_batchnorm(out: Path, runs: list[Run]) -> list[str]:
     lines = grouped(runs, ["test/acc", "val/loss_best"])
-    reach = {}
-    for run in runs:
-        curve = scalar_series(out / run.path, "val/acc")
-        epochs = next((i + 1 for i, v in enumerate(curve) if v >= 0.95), None)
-        reach.setdefault(run.overrides["model.norm"], []).append(epochs)
+    reach = []
+    for (norm,), members in group_runs(runs, ["model.norm"]).items():
+        curves = [scalar_series(out / run.path, "val/acc") for run in members]
+        epochs = [next((i + 1 for i, v in enumerate(c) if v >= 0.95), None) for c in curves]
+        reach.append([norm, ", ".join(map(str, epochs))])
     lines += ["", "Epochs until the validation accuracy first reaches 0.95 (per seed):", ""]
-    lines += table(
-        ["model.norm", "epochs"], [[k, ", ".join(map(str, v))] for k, v in reach.items()]
-    )
+    lines += table(["model.norm", "epochs"], reach)
     batch_run = next(r for r in runs if r.overrides["model.norm"] == "batch")
     lines += ["", *train_vs_eval(out / batch_run.path)]
     return lines
@@ -161,41 +160,40 @@ def train_vs_eval(run_dir: Path) -> list[str]:
     ]
 
 
-def report_pooling(out: Path, runs: list[Run]) -> list[str]:
-    lines = grouped(runs, ["test/acc", "wall_time_s"], digits=3)
-    sizes = {}
-    for run in runs:
-        sizes.setdefault(run.overrides["model.pool"], parameters(out / run.path))
-    lines += ["", *table(["model.pool", "parameters"], [[k, f"{v:,}"] for k, v in sizes.items()])]
-    return lines
+def report_parameters(key: str) -> Callable[[Path, list[Run]], list[str]]:
+    """Accuracy and time per setting, then the parameters of the network each value of ``key``
+    builds (read from its first run's best checkpoint)."""
+
+    def report(out: Path, runs: list[Run]) -> list[str]:
+        sizes = [
+            [value, f"{parameters(out / members[0].path):,}"]
+            for (value,), members in group_runs(runs, [key]).items()
+        ]
+        lines = grouped(runs, ["test/acc", "wall_time_s"], digits=3)
+        return [*lines, "", *table([key, "parameters"], sizes)]
+
+    return report
 
 
-def report_kernels(out: Path, runs: list[Run]) -> list[str]:
-    lines = grouped(runs, ["test/acc", "wall_time_s"], digits=3)
-    sizes = {}
-    for run in runs:
-        sizes.setdefault(run.overrides["model.channels"], parameters(out / run.path))
-    lines += [
-        "",
-        *table(["model.channels", "parameters"], [[k, f"{v:,}"] for k, v in sizes.items()]),
-    ]
-    return lines
+def feature_maps(run_dir: Path) -> list[tuple[int, int]]:
+    """The input's height and width, then each block's output: planned from the config the run
+    composed (``.hydra/config.yaml``), as the CNN plans its layers."""
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    size = cfg.data.get("image_size") or IMAGE_SIZES[cfg.data.source]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    # Only plan_blocks' keys: the rest of model may name resolvers that only a job registers.
+    keys = set(inspect.signature(plan_blocks).parameters) - {"image_size"}
+    layout = OmegaConf.to_container(OmegaConf.create({k: cfg.model[k] for k in keys}))
+    return [size, *(block.output_size for block in plan_blocks(size, **layout))]
 
 
 def report_padding_stride(out: Path, runs: list[Run]) -> list[str]:
-    from fitlab.models.cnn import CNN
-
     rows = []
     for run in runs:
-        padding, stride = int(run.overrides["model.padding"]), int(run.overrides["model.stride"])
-        net = CNN(1, 10, (16, 16), channels=(32, 64), padding=padding, stride=stride, pool="none")
-        shapes, x = [], torch.zeros(1, 1, 16, 16)
-        for block in net.features:
-            x = block(x)
-            shapes.append("x".join(map(str, x.shape[-2:])))
-        maps = " → ".join(["16x16", *shapes])
+        padding, stride = run.overrides["model.padding"], run.overrides["model.stride"]
+        maps = " → ".join(f"{h}x{w}" for h, w in feature_maps(out / run.path))
         size, accuracy = parameters(out / run.path), run.metrics["test/acc"]
-        rows.append([str(padding), str(stride), maps, f"{size:,}", f"{accuracy:.4f}"])
+        rows.append([padding, stride, maps, f"{size:,}", f"{accuracy:.4f}"])
     return [
         "out = floor((in + 2 * padding - kernel) / stride) + 1, kernel 3, two blocks, no pooling:",
         "",
@@ -253,13 +251,13 @@ STUDIES = [
         "pooling",
         "Max vs average pooling vs strided convolution vs none.",
         "fitlab-train experiment=pooling",
-        report_pooling,
+        report_parameters("model.pool"),
     ),
     Study(
         "kernels",
         "How many kernels (channels) per layer?",
         "fitlab-train experiment=kernels",
-        report_kernels,
+        report_parameters("model.channels"),
     ),
     Study(
         "padding_stride",
