@@ -31,6 +31,9 @@ ARGS = (
     "trainer.max_epochs=12",
     "model.optimizer.lr=0.03",
     "callbacks.early_stopping.patience=2",
+    # A trajectory whose epoch after the early stop does not improve, so that going on with more
+    # epochs shows early stopping's count carried over (one epoch, then it stops again).
+    "model.decay_norms_and_biases=true",
 )
 # One thread per run: the same arithmetic in every attempt, whatever else the machine runs.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
