@@ -1,36 +1,12 @@
-"""The digits DataModule: split, normalisation, resize, batches."""
+"""The digits DataModule: splits, normalisation, resize, batches, augmentation."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from fitlab.data import ImageDataModule
-from fitlab.data.split import stratified_split
 from fitlab.data.tensors import TensorImageDataset
-from fitlab.errors import FitlabError
-
-
-def test_split_is_stratified_disjoint_complete_and_seeded() -> None:
-    labels = np.repeat(np.arange(5), [100, 60, 40, 30, 20])
-    train, val, test = stratified_split(labels, 0.1, 0.2, seed=3)
-    assert len(np.intersect1d(train, val)) == len(np.intersect1d(train, test)) == 0
-    assert len(np.intersect1d(val, test)) == 0
-    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(len(labels)))
-    whole = np.bincount(labels) / len(labels)
-    for part in (train, val, test):
-        share = np.bincount(labels[part], minlength=5) / len(part)
-        assert np.abs(share - whole).max() < 0.03
-    again = stratified_split(labels, 0.1, 0.2, seed=3)
-    other = stratified_split(labels, 0.1, 0.2, seed=4)
-    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
-    assert not np.array_equal(test, other[2])
-
-
-def test_split_fractions_must_leave_a_training_set() -> None:
-    with pytest.raises(FitlabError, match="leave no training set"):
-        stratified_split(np.zeros(10, dtype=int), 0.5, 0.5, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -79,26 +55,6 @@ def test_image_size_resizes_every_split() -> None:
     dm.setup("fit")
     assert dm.input_shape == (1, 16, 16)
     assert dm.splits["test"].images.shape[1:] == (1, 16, 16)
-
-
-def test_folds_partition_train_and_val_and_leave_the_test_split_alone() -> None:
-    labels = np.repeat(np.arange(4), [60, 40, 30, 20])
-    plain_test = stratified_split(labels, 0.1, 0.2, seed=5)[2]
-    parts = [stratified_split(labels, 0.1, 0.2, 5, num_folds=3, fold=i) for i in range(3)]
-    for train, val, test in parts:
-        assert np.array_equal(test, plain_test)  # the same test split as without folds
-        assert len(np.intersect1d(train, val)) == 0
-        assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(150))
-        share = np.bincount(labels[val], minlength=4) / len(val)
-        assert np.abs(share - np.bincount(labels) / 150).max() < 0.05
-    vals = np.concatenate([val for _, val, _ in parts])
-    assert len(vals) == len(np.unique(vals)) == 150 - len(plain_test)  # each image validates once
-
-
-def test_too_many_folds_for_the_smallest_class_is_a_user_error() -> None:
-    labels = np.repeat(np.arange(2), [50, 3])
-    with pytest.raises(FitlabError, match="num_folds"):
-        stratified_split(labels, 0.0, 0.0, seed=0, num_folds=5, fold=0)
 
 
 def test_random_shift_moves_each_image_by_whole_pixels_within_the_limit() -> None:

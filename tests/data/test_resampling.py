@@ -181,6 +181,15 @@ def test_weighted_sampler_draws_classes_about_evenly(plain) -> None:
     assert np.abs(share - 0.1).max() < 0.015  # vs 0.25 for the head class without weights
 
 
+@pytest.mark.parametrize("num_samples", [None, 500])
+def test_split_counts_per_epoch_adds_up_to_the_weighted_draws(num_samples) -> None:
+    dm = digits_lt("weighted", num_samples=num_samples)
+    draws = len(dm.train_dataloader().sampler)
+    assert draws == (num_samples or len(dm.splits["train"]))
+    assert dm.resampler.draws_per_epoch(len(dm.splits["train"])) == draws
+    assert sum(dm.split_counts()["per epoch"]) == pytest.approx(draws)
+
+
 @pytest.mark.parametrize(
     ("resampler", "message"),
     [

@@ -12,23 +12,17 @@ import os
 from collections.abc import Mapping, Sequence
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fitlab.data.distributed import exactly_once_sampler
-from fitlab.data.image_folder import FolderImages, StreamedImageDataset
-from fitlab.data.imbalance import long_tail
 from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
 from fitlab.data.resumable import EpochShuffle, ResumableDataLoader
-from fitlab.data.sources import SOURCES, SourceData, SourceOptions
-from fitlab.data.split import stratified_split
+from fitlab.data.sources import SOURCES, SourceOptions
+from fitlab.data.split import Folds, Imbalance, long_tailed, split_source
 from fitlab.data.tensors import TensorImageDataset, collate_batch
-from fitlab.data.transforms import Preprocess, random_shift
+from fitlab.data.transforms import Preprocess, normalised_splits, random_shift
 from fitlab.errors import FitlabError
-
-# Images a streamed source decodes to estimate its normalisation statistics.
-STATS_SAMPLE = 2000
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -73,14 +67,13 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.num_workers = num_workers
         self.val_fraction = val_fraction
-        self.folds = (num_folds, fold)
+        self.folds = Folds(num_folds, fold)
         self.test_fraction = test_fraction
-        self.image_size = image_size
         self.seed = seed
         self.pin_memory = pin_memory
         self.options = SourceOptions(root, download, image_size, in_memory)
         self.preprocess = Preprocess(grayscale, image_size)
-        self.imbalance = (imbalance_ratio, imbalance_order, imbalance_eval)
+        self.imbalance = Imbalance(imbalance_ratio, imbalance_order, imbalance_eval)
         self.resampler = Resampler(resampler)
         self.on_device = on_device
         self.augment_shift = augment_shift
@@ -88,17 +81,12 @@ class ImageDataModule(L.LightningDataModule):
         self.splits: dict[str, Dataset] = {}
         self.resampled: ResampledDataset | None = None  # the training split as a sampler left it
         self.source_counts: list[int] = []  # training images per class before the long tail
-        self._input_shape: tuple[int, int, int] = (0, 0, 0)
+        self.input_shape: tuple[int, int, int] = (0, 0, 0)  # (C, H, W) the model receives
 
     # ----------------------------------------------------------------- what the model is told
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images the model receives."""
-        return self._input_shape
 
     @property
     def mean(self) -> torch.Tensor | None:
@@ -127,21 +115,23 @@ class ImageDataModule(L.LightningDataModule):
         Under ``weighted`` that is the expected number of draws per class.
         """
         counts = {"train": self.class_counts}
-        if self.imbalance[0] is not None:
+        if self.imbalance.ratio is not None:
             counts = {"before long tail": self.source_counts, **counts}
-        if self.resampler.weighted:
-            sampler = self.resampler.weighted_sampler(self.splits["train"].labels)
+        if self.resampler.weighted:  # inverse-frequency weights: every present class alike
+            draws = self.resampler.draws_per_epoch(len(self.splits["train"]))
             present = sum(c > 0 for c in counts["train"])
-            counts["per epoch"] = [
-                sampler.num_samples / present if c else 0 for c in counts["train"]
-            ]
+            counts["per epoch"] = [draws / present if c else 0 for c in counts["train"]]
         elif self.resampler.resamples_data:
             counts["per epoch"] = self._counts(self.train_set.labels)
         return {**counts, "val": self._counts(self.splits["val"].labels),
                 "test": self._counts(self.splits["test"].labels)}  # fmt: skip
 
     def model_kwargs(self) -> dict:
-        """Everything the model takes from the data, as plain Python values."""
+        """Everything the model takes from the data, as plain Python values.
+
+        The pipeline asks before a Trainer exists: the data is set up for fitting here, once
+        (Lightning's own ``setup`` finds it done), so a bad split or resampler fails early.
+        """
         self.setup("fit")
         channels, height, width = self.input_shape
         return {
@@ -163,12 +153,9 @@ class ImageDataModule(L.LightningDataModule):
         return batch
 
     def setup(self, stage: str | None = None) -> None:
-        # Called by the pipeline before the Trainer, then again by Lightning (on every rank).
+        # Called by model_kwargs before the Trainer, then again by Lightning (on every rank).
         if not self.splits:
-            data = SOURCES[self.source](self.options)
-            self.class_names = [str(c) for c in data.class_names]
-            arrays = self._split(data)
-            self.splits = {name: self._build(x, y, name) for name, (x, y) in arrays.items()}
+            self._build_splits()
         if stage in (None, "fit") and self.resampler.resamples_data and self.resampled is None:
             # Resample here, before training and on every rank alike (same random_state).
             train = self.splits["train"]
@@ -179,43 +166,14 @@ class ImageDataModule(L.LightningDataModule):
         """What training epochs draw from: the resampled split, or the split as it is."""
         return self.resampled if self.resampled is not None else self.splits["train"]
 
-    def _split(self, data: SourceData) -> dict[str, tuple]:
-        test_fraction = 0.0 if data.test is not None else self.test_fraction
-        train_idx, val_idx, test_idx = stratified_split(
-            data.labels, self.val_fraction, test_fraction, self.seed, *self.folds
-        )
-        x, y = data.images, data.labels
-        test = data.test if data.test is not None else (x[test_idx], y[test_idx])
-        splits = {
-            "train": (x[train_idx], y[train_idx]),
-            "val": (x[val_idx], y[val_idx]),
-            "test": test,
-        }
-        self.source_counts = [int(c) for c in np.bincount(y[train_idx], minlength=self.num_classes)]
-        ratio, order, on_eval = self.imbalance
-        if ratio is not None:
-            for name in ("train", "val", "test") if on_eval else ("train",):
-                x, y = splits[name]
-                keep = long_tail(y, self.class_names, ratio, order, self.seed)
-                splits[name] = (x[keep], y[keep])
-        return splits
-
-    def _build(self, x, y: np.ndarray, split: str) -> Dataset:
-        """Training statistics first: ``_split`` lists train before val and test."""
-        labels = torch.as_tensor(y).long()
-        if isinstance(x, FolderImages):  # streams from disk: statistics from a sample
-            if split == "train":
-                rng = np.random.default_rng(self.seed)
-                sample = rng.permutation(len(x))[:STATS_SAMPLE]
-                pixels = np.stack([x.read(i) for i in sample])
-                self.preprocess.fit(self.preprocess.shape(torch.as_tensor(pixels).float()))
-                self._input_shape = (int(self.preprocess.mean.shape[1]), *x.size)
-            return StreamedImageDataset(x, labels, self.preprocess)
-        images = self.preprocess.shape(torch.as_tensor(x).float())
-        if split == "train":
-            self.preprocess.fit(images)
-            self._input_shape = tuple(images.shape[1:])
-        return TensorImageDataset(self.preprocess.normalise_(images).contiguous(), labels)
+    def _build_splits(self) -> None:
+        """Load, split, cut to the long tail; normalise every split by the training statistics."""
+        data = SOURCES[self.source](self.options)
+        self.class_names = [str(c) for c in data.class_names]
+        parts = split_source(data, self.val_fraction, self.test_fraction, self.seed, self.folds)
+        self.source_counts = self._counts(torch.as_tensor(parts["train"][1]).long())
+        parts = long_tailed(parts, self.class_names, self.imbalance, self.seed)
+        self.splits, self.input_shape = normalised_splits(parts, self.preprocess, self.seed)
 
     # ------------------------------------------------------------------------ dataloaders
     def _dataset(self, split: str) -> Dataset:
@@ -262,10 +220,10 @@ class ImageDataModule(L.LightningDataModule):
         training error in eval mode without a full extra pass over a large training set.
         """
         dataset = self.splits[split]
-        index = torch.arange(len(dataset))
-        if max_samples is not None and max_samples < len(dataset):
-            index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
-            index = index[:max_samples]
+        n = len(dataset)
+        index = torch.arange(n)
+        if max_samples is not None and max_samples < n:
+            index = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_samples]
         for chunk in index.split(self.eval_batch_size):
             yield dataset.__getitems__(chunk.tolist())
 

@@ -115,6 +115,10 @@ class Resampler:
             )
         return np.arange(n), rows[n:], np.asarray(new_labels[n:])
 
+    def draws_per_epoch(self, n: int) -> int:
+        """Images ``weighted`` draws in one epoch from a split of ``n``: ``num_samples``, or n."""
+        return self.sampler.keywords.get("num_samples") or n
+
     def weighted_sampler(self, labels: torch.Tensor) -> WeightedRandomSampler:
         """torch's WeightedRandomSampler with weight 1 / count(class) per image.
 
@@ -125,7 +129,7 @@ class Resampler:
         counts = torch.bincount(labels).double()
         weights = (1.0 / counts.clamp_min(1))[labels]
         factory: partial = self.sampler
-        num_samples = factory.keywords.get("num_samples") or len(labels)
+        num_samples = self.draws_per_epoch(len(labels))
         generator = torch.Generator().manual_seed(int(self.random_state or 0))
         kwargs = {**factory.keywords, "num_samples": num_samples, "generator": generator}
         return factory.func(*factory.args, weights=weights, **kwargs)

@@ -1,4 +1,5 @@
-"""Stratified train/validation/test splits, the same for the same seed.
+"""Which images go in which split: stratified train/validation/test splits, the same for the
+same seed, cross-validation folds, and the long tail cut from them (``data.imbalance_*``).
 
 scikit-learn's ``model_selection`` is slow to import: it loads when a split is made, not when
 the config's fractions are checked (:func:`check_fractions`), so a bad value fails at once.
@@ -6,9 +7,32 @@ the config's fractions are checked (:func:`check_fractions`), so a bad value fai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
 import numpy as np
 
+from fitlab.data.imbalance import long_tail
+from fitlab.data.source_data import SourceData
 from fitlab.errors import FitlabError
+
+
+class Folds(NamedTuple):
+    """Cross-validation (``data.num_folds``, ``data.fold``): fold ``index`` of ``k`` validates."""
+
+    k: int | None = None
+    index: int | None = None
+
+
+class Imbalance(NamedTuple):
+    """``data.imbalance_*``: the training split (``on_eval``: every split) cut to a long tail."""
+
+    ratio: float | None = None
+    order: Sequence[str] | None = None
+    on_eval: bool = False
+
+
+Parts = dict[str, tuple[Any, np.ndarray]]  # (images, labels) of "train", "val" and "test"
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -52,6 +76,34 @@ def stratified_split(
             index, labels[index], share, f"data.val_fraction={val_fraction}", seed
         )
     return np.sort(index), np.sort(val_idx), np.sort(test_idx)
+
+
+def split_source(
+    data: SourceData, val_fraction: float, test_fraction: float, seed: int, folds: Folds
+) -> Parts:
+    """The source's images split three ways; a source's own test split is kept as it is."""
+    if data.test is not None:
+        test_fraction = 0.0
+    train, val, test = stratified_split(data.labels, val_fraction, test_fraction, seed, *folds)
+    x, y = data.images, data.labels
+    return {
+        "train": (x[train], y[train]),
+        "val": (x[val], y[val]),
+        "test": data.test if data.test is not None else (x[test], y[test]),
+    }
+
+
+def long_tailed(parts: Parts, class_names: list[str], imbalance: Imbalance, seed: int) -> Parts:
+    """``parts`` with the long tail cut from training (and, with ``on_eval``, val and test)."""
+    ratio, order, on_eval = imbalance
+    if ratio is None:
+        return parts
+    parts = dict(parts)
+    for name in ("train", "val", "test") if on_eval else ("train",):
+        x, y = parts[name]
+        keep = long_tail(y, class_names, ratio, order, seed)
+        parts[name] = (x[keep], y[keep])
+    return parts
 
 
 def _carve(

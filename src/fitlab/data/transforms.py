@@ -6,9 +6,17 @@ decoded by a DataLoader worker when a tree streams from disk.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+from fitlab.data.image_folder import FolderImages, StreamedImageDataset
+from fitlab.data.tensors import TensorImageDataset
+
+# Images a streamed source decodes to estimate its normalisation statistics.
+STATS_SAMPLE = 2000
 
 
 class Preprocess:
@@ -62,3 +70,38 @@ def random_shift(images: torch.Tensor, max_shift: int, generator=None) -> torch.
     batch = torch.arange(n, device=device)[:, None, None]
     shifted = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
     return shifted.permute(0, 3, 1, 2).contiguous()
+
+
+def normalised_splits(
+    parts: dict[str, tuple], preprocess: Preprocess, seed: int
+) -> tuple[dict[str, Dataset], tuple[int, int, int]]:
+    """Every split as a data set normalised by the training split's statistics, and the
+    (C, H, W) the model receives. ``parts``: split name -> (images, labels); in-memory images
+    are shaped and normalised in place, a tree streamed from disk is normalised as it is read.
+    """
+    shaped = {name: (_shaped(x, preprocess), y) for name, (x, y) in parts.items()}
+    train = shaped["train"][0]
+    if isinstance(train, FolderImages):  # streams from disk: statistics from a sample
+        sample = np.random.default_rng(seed).permutation(len(train))[:STATS_SAMPLE]
+        pixels = np.stack([train.read(i) for i in sample])
+        preprocess.fit(preprocess.shape(torch.as_tensor(pixels).float()))
+        input_shape = (int(preprocess.mean.shape[1]), *train.size)
+    else:
+        preprocess.fit(train)
+        input_shape = tuple(train.shape[1:])
+    # Only now, with train's statistics known, is any split normalised.
+    return {name: _dataset(x, y, preprocess) for name, (x, y) in shaped.items()}, input_shape
+
+
+def _shaped(x, preprocess: Preprocess):
+    """In memory: float (N, C, H, W), grayscaled and resized. A streamed tree stays as it is."""
+    if isinstance(x, FolderImages):
+        return x
+    return preprocess.shape(torch.as_tensor(x).float())
+
+
+def _dataset(x, y, preprocess: Preprocess) -> Dataset:
+    labels = torch.as_tensor(y).long()
+    if isinstance(x, FolderImages):
+        return StreamedImageDataset(x, labels, preprocess)
+    return TensorImageDataset(preprocess.normalise_(x).contiguous(), labels)
