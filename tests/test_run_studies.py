@@ -30,8 +30,19 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-studies = load_script("run_studies")
+studies = load_script("run_studies")  # puts scripts/ on sys.path for the two below
+import comparisons  # noqa: E402
+import study_reports as reports  # noqa: E402
+
 imbalance_table = load_script("imbalance_table")
+
+
+@pytest.fixture(autouse=True)
+def figures(tmp_path: Path, monkeypatch) -> Path:
+    """Figures go to a folder of the test's own, not to docs/studies."""
+    folder = tmp_path / "figures"
+    monkeypatch.setattr(comparisons, "FIGURES", folder)
+    return folder
 
 
 def write_run(
@@ -58,7 +69,7 @@ def test_grouped_pools_seeds_and_says_na_for_missing_metrics(tmp_path: Path) -> 
     for job, ((norm, seed), acc) in enumerate(values.items()):
         metrics = {"test/acc": acc, **({"val/loss_best": 0.5} if norm == "batch" else {})}
         write_run(tmp_path / str(job), {"model.norm": norm, "seed": seed}, metrics)
-    assert studies.grouped(find_runs(tmp_path), ["test/acc", "val/loss_best"]) == [
+    assert comparisons.grouped(find_runs(tmp_path), ["test/acc", "val/loss_best"]) == [
         "| model.norm | runs | test/acc | val/loss_best |",
         "| --- | --- | --- | --- |",
         "| batch | 2 | 0.9100 ± 0.0141 | 0.5000 ± 0.0000 |",
@@ -67,23 +78,30 @@ def test_grouped_pools_seeds_and_says_na_for_missing_metrics(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("key", ["model.pool", "model.channels"])
-def test_parameters_per_setting_from_the_checkpoints(tmp_path: Path, key: str) -> None:
+def test_parameters_per_setting_from_the_checkpoints(tmp_path: Path, key: str, figures) -> None:
     settings = {"max": 1200, "[16,32]": 34567}
+    out = tmp_path / "logs" / "kernels" / "multiruns" / "x"  # the study's name: kernels
     for job, (value, size) in enumerate((v, s) for v, s in settings.items() for _ in (1, 2)):
         metrics = {"test/acc": 0.9 + job / 100, "wall_time_s": 10.0 * (job + 1)}
-        write_run(tmp_path / str(job), {key: value, "seed": job % 2}, metrics, parameters=size)
-    lines = studies.report_parameters(key)(tmp_path, find_runs(tmp_path))
+        write_run(out / str(job), {key: value, "seed": job % 2}, metrics, parameters=size)
+    lines = reports.report_parameters(key)(out, find_runs(out))
     assert lines == [
-        f"| {key} | runs | test/acc | wall_time_s |",
-        "| --- | --- | --- | --- |",
-        "| max | 2 | 0.905 ± 0.007 | 15.000 ± 7.071 |",
-        "| [16,32] | 2 | 0.925 ± 0.007 | 35.000 ± 7.071 |",
+        f"| {key} | runs | test/acc | wall_time_s | Δ test/acc vs baseline |",
+        "| --- | --- | --- | --- | --- |",
+        "| max | 2 | 0.905 ± 0.007 | 15.000 ± 7.071 | baseline |",
+        "| [16,32] | 2 | 0.925 ± 0.007 | 35.000 ± 7.071 | +0.0200 ± 0.0000 (p<0.001) |",
+        "",
+        f"**Reading (test/acc, paired over 2 seeds against `{key}=max`):** "
+        f"`{key}=[16,32]` raises it by 0.0200 (p<0.001).",
+        "",
+        "![kernels: test/acc per setting](studies/kernels.png)",
         "",
         f"| {key} | parameters |",
         "| --- | --- |",
         "| max | 1,200 |",
         "| [16,32] | 34,567 |",
     ]
+    assert (figures / "kernels.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_padding_stride_maps_follow_the_composed_experiment(tmp_path: Path) -> None:
@@ -96,14 +114,23 @@ def test_padding_stride_maps_follow_the_composed_experiment(tmp_path: Path) -> N
         with open_dict(cfg):
             del cfg["hydra"]  # as Hydra saves .hydra/config.yaml: interpolations unresolved
         write_run(tmp_path / str(job), overrides, {"test/acc": 0.97 + job / 100}, cfg, 100 + job)
-    lines = studies.report_padding_stride(tmp_path, find_runs(tmp_path))
-    assert lines[2:] == [
-        "| padding | stride | feature maps | parameters | test/acc |",
+    lines = reports.report_padding_stride(tmp_path, find_runs(tmp_path))
+    assert lines[2:16] == [
+        "| padding | stride | feature maps | parameters |",
+        "| --- | --- | --- | --- |",
+        "| 0 | 1 | 16x16 → 14x14 → 12x12 | 100 |",
+        "| 0 | 2 | 16x16 → 7x7 → 3x3 | 101 |",
+        "| 1 | 1 | 16x16 → 16x16 → 16x16 | 102 |",
+        "| 1 | 2 | 16x16 → 8x8 → 4x4 | 103 |",
+        "",
+        # accuracy against the default padding 1, stride 1 (one seed: no spread to judge by)
+        "| model.padding | model.stride | runs | test/acc | Δ test/acc vs baseline |",
         "| --- | --- | --- | --- | --- |",
-        "| 0 | 1 | 16x16 → 14x14 → 12x12 | 100 | 0.9700 |",
-        "| 0 | 2 | 16x16 → 7x7 → 3x3 | 101 | 0.9800 |",
-        "| 1 | 1 | 16x16 → 16x16 → 16x16 | 102 | 0.9900 |",
-        "| 1 | 2 | 16x16 → 8x8 → 4x4 | 103 | 1.0000 |",
+        "| 0 | 1 | 1 | 0.9700 | -0.0200 (1 seed) |",
+        "| 0 | 2 | 1 | 0.9800 | -0.0100 (1 seed) |",
+        "| 1 | 1 | 1 | 0.9900 | baseline |",
+        "| 1 | 2 | 1 | 1.0000 | +0.0100 (1 seed) |",
+        "",
     ]
 
 
@@ -112,25 +139,25 @@ def test_feature_maps_of_a_source_at_its_own_size(tmp_path: Path) -> None:
     model |= {"norm": "none", "activation": "relu", "dropout": 0.0}
     config = {"data": {"source": "digits", "image_size": None}, "model": model}
     write_run(tmp_path / "0", {}, {}, config)
-    assert studies.feature_maps(tmp_path / "0") == [(8, 8), (4, 4)]
+    assert reports.feature_maps(tmp_path / "0") == [(8, 8), (4, 4)]
 
 
 def test_batchnorm_epochs_to_reach_per_norm(tmp_path: Path, monkeypatch) -> None:
     curves = {"0": [0.5, 0.96], "1": [0.96], "2": [0.5, 0.9, 0.95], "3": [0.5]}
     for job, norm in enumerate(["batch", "batch", "none", "none"]):
         write_run(tmp_path / str(job), {"model.norm": norm, "seed": job}, {"test/acc": 0.9})
-    monkeypatch.setattr(studies, "scalar_series", lambda run_dir, tag: curves[run_dir.name])
+    monkeypatch.setattr(reports, "scalar_series", lambda run_dir, tag: curves[run_dir.name])
     monkeypatch.setattr(
-        studies, "train_vs_eval", lambda run_dir: [f"(train vs eval {run_dir.name})"]
+        reports, "train_vs_eval", lambda dirs: [f"(train vs eval {[d.name for d in dirs]})"]
     )
-    lines = studies.report_batchnorm(tmp_path, find_runs(tmp_path))
+    lines = reports.report_batchnorm(tmp_path, find_runs(tmp_path))
     assert lines[-6:] == [
         "| model.norm | epochs |",
         "| --- | --- |",
         "| batch | 2, 1 |",
         "| none | 3, None |",
         "",
-        "(train vs eval 0)",
+        "(train vs eval ['0', '1'])",
     ]
 
 
@@ -156,3 +183,81 @@ def test_imbalance_table_one_row_per_remedy_in_sweep_order(
         "| smote | none | 0.920 ± 0.010 | 0.870 ± 0.010 | 3 |",
         "| smote | balanced | 0.920 ± 0.010 | 0.900 ± 0.010 | 3 |",
     ]
+
+
+PNG = b"\x89PNG\r\n\x1a\n fake"
+
+
+def fitting_runs(out: Path, experiment: str, errors: list[tuple[float, float, float]]) -> None:
+    for job, (train, val, test) in enumerate(errors):
+        metrics = {"fit/train_error": train, "fit/val_error": val, "fit/test_error": test,
+                   "fit/verdict": "overfit", "stopped_reason": "max_epochs"}  # fmt: skip
+        write_run(out / str(job), {"experiment": experiment, "seed": job + 1}, metrics)
+        (out / str(job) / "plots").mkdir()
+        (out / str(job) / "plots" / "learning_curves.png").write_bytes(PNG + bytes([job]))
+
+
+def test_fitting_per_seed_and_paired_against_the_unregularised_runs(tmp_path, figures) -> None:
+    plain = tmp_path / "logs" / "overfit" / "multiruns" / "a"
+    cured = tmp_path / "logs" / "overfit_regularized" / "multiruns" / "b"
+    fitting_runs(plain, "overfit", [(0.0, 0.05, 0.06), (0.0, 0.04, 0.05), (0.0, 0.06, 0.07)])
+    fitting_runs(cured, "overfit_regularized", [(0.01, 0.03, 0.06), (0.01, 0.02, 0.05),
+                                                (0.01, 0.04, 0.07)])  # fmt: skip
+    lines = reports.report_fitting(cured, find_runs(cured), find_runs(plain))
+    assert lines[2] == "| 1 | 0.0100 | 0.0300 | 0.0600 | **overfit** | max_epochs |"
+    assert lines[5] == "| mean ± std (3 seeds) | 0.0100 ± 0.0000 | 0.0300 ± 0.0100 | " \
+        "0.0600 ± 0.0100 |  |  |"  # fmt: skip
+    # E_cv 0.02 lower on every seed: beyond the spread; E_test the same on every seed: not
+    assert lines[7].startswith(
+        "**Reading (fit/val_error, paired over 3 seeds against "
+        "`experiment=overfit`):** `overfit_regularized` lowers it by 0.0200"
+    )
+    assert "no setting moves it" in lines[9] and "fit/test_error" in lines[9]
+    assert (
+        lines[-1]
+        == "![learning curves, first seed](studies/overfit_regularized_learning_curves.png)"
+    )
+    assert (figures / "overfit_regularized_learning_curves.png").read_bytes() == PNG + b"\x00"
+
+
+def test_imbalance_names_the_rarest_class_and_shows_its_plots(tmp_path, figures) -> None:
+    out = tmp_path / "logs" / "imbalance" / "multiruns" / "c"
+    job = 0
+    for resampler, recall in (("none", 0.2), ("random_over", 0.6)):
+        for seed in (1, 2, 3):
+            overrides = {"resampler": resampler, "model.class_weights": "null", "seed": seed}
+            metrics = {"test/balanced_acc": 0.8 + recall / 10 + seed / 1000, "test/acc": 0.9,
+                       "test/recall/8": recall + seed / 100, "test/recall/1": 0.99}  # fmt: skip
+            write_run(out / str(job), overrides, metrics)
+            (out / str(job) / "plots").mkdir()
+            for plot in ("confusion_matrix", "pr"):
+                (out / str(job) / "plots" / f"{plot}_test.png").write_bytes(PNG + bytes([job]))
+            job += 1
+    lines = reports.report_imbalance(out, find_runs(out))
+    header = "| resampler | runs | test/balanced_acc | test/recall/8 | test/acc | "
+    assert lines[0] == header + "Δ test/balanced_acc vs baseline | Δ test/recall/8 vs baseline |"
+    assert lines[3].endswith("| +0.0400 ± 0.0000 (p<0.001) | +0.4000 ± 0.0000 (p<0.001) |")
+    assert "`resampler=random_over` raises it by 0.4000" in lines[7]
+    assert "rarest class by test recall is `8`" in lines[11]
+    assert "(`resampler=random_over`)" in lines[11]
+    # the first seed of no remedy (job 0) and of the best remedy (job 3)
+    assert (figures / "imbalance_none_confusion_matrix.png").read_bytes() == PNG + b"\x00"
+    assert (figures / "imbalance_best_pr.png").read_bytes() == PNG + b"\x03"
+    assert lines[-1] == "![pr, resampler=random_over](studies/imbalance_best_pr.png)"
+
+
+def test_the_page_has_every_study_its_data_and_time(tmp_path, figures, monkeypatch) -> None:
+    logs = tmp_path / "logs"
+    fitting_runs(logs / "overfit" / "multiruns" / "a", "overfit", [(0.0, 0.05, 0.06)] * 2)
+    fitting_runs(logs / "overfit_regularized" / "multiruns" / "b", "overfit_regularized",
+                 [(0.01, 0.03, 0.05)] * 2)  # fmt: skip
+    figures.mkdir()
+    (figures / "times.json").write_text(json.dumps({"overfit": 60.0, "overfit_regularized": 90}))
+    monkeypatch.setattr(studies, "DOCS", tmp_path)
+    page = studies.write_doc(studies.STUDIES, logs).read_text()
+    assert "a full regeneration took 2 min" in page
+    for study in studies.STUDIES:
+        assert f"## {study.name}\n" in page
+    regularised = page.split("## overfit_regularized")[1].split("## underfit")[0]
+    assert "It took 1.5 min." in regularised and "against `experiment=overfit`" in regularised
+    assert page.split("## underfit")[1].split("## l1_vs_l2")[0].strip().endswith("Not run yet.")

@@ -5,7 +5,9 @@ Shared by ``fitlab-summarize`` and the scripts that write the docs' tables from 
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import dataclass
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -39,3 +41,46 @@ def fmt_override(value: str | None) -> str | None:
         return value if value is None or "." not in value else fmt(float(value))
     except ValueError:
         return value
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A setting against a baseline over the seeds both ran: the mean difference, its sample
+    standard deviation, and the two-sided p-value of a paired t-test (nan below two seeds)."""
+
+    difference: float
+    spread: float
+    p_value: float
+    seeds: int
+
+    @property
+    def beyond_spread(self) -> bool:
+        """The difference exceeds the seed-to-seed spread (p < 0.05)."""
+        return self.p_value < 0.05
+
+    @property
+    def p_text(self) -> str:
+        return "p<0.001" if self.p_value < 0.001 else f"p={self.p_value:.2g}"
+
+    def __str__(self) -> str:
+        if self.seeds < 2:
+            return f"{self.difference:+.4f} ({self.seeds} seed)"
+        return f"{self.difference:+.4f} ± {self.spread:.4f} ({self.p_text})"
+
+
+def paired_difference(baseline: dict[object, float], other: dict[object, float]) -> Paired:
+    """``other - baseline`` paired by seed (the keys), over the seeds both have."""
+    seeds = [s for s in baseline if s in other]
+    differences = [other[s] - baseline[s] for s in seeds]
+    if not differences:
+        return Paired(math.nan, math.nan, math.nan, 0)
+    mean = statistics.mean(differences)
+    if len(differences) < 2:
+        return Paired(mean, math.nan, math.nan, len(differences))
+    spread = statistics.stdev(differences)
+    if spread == 0:  # the same difference on every seed: certain unless it is none
+        return Paired(mean, 0.0, 1.0 if mean == 0 else 0.0, len(differences))
+    from scipy.stats import ttest_rel
+
+    p_value = float(ttest_rel([other[s] for s in seeds], [baseline[s] for s in seeds]).pvalue)
+    return Paired(mean, spread, p_value, len(differences))

@@ -1,0 +1,125 @@
+"""Settings compared over seeds, for docs/studies.md: mean ± std per setting, each setting's
+difference from a baseline paired by seed (``fitlab.tables.paired_difference``), a one-sentence
+reading of which differences exceed the seed-to-seed spread, and a bar chart."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from fitlab.summarize import Run, group_runs, swept_keys
+from fitlab.tables import Paired, mean_std, paired_difference
+from fitlab.tables import markdown_table as table
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "studies"
+
+
+# ------------------------------------------------------------------- settings and seeds
+def setting_keys(runs: list[Run]) -> list[str]:
+    return [k for k in swept_keys(runs) if k != "seed"]
+
+
+def by_seed(members: list[Run], metric: str) -> dict[str, float]:
+    """``metric`` of each run, keyed by its seed (the run's position where none is swept)."""
+    return {
+        r.overrides.get("seed", str(i)): float(r.metrics[metric])
+        for i, r in enumerate(members)
+        if r.metrics.get(metric) is not None
+    }
+
+
+def label(keys: list[str], setting: tuple[str, ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in zip(keys, setting, strict=True)) or "all runs"
+
+
+def reading(metric: str, baseline: str, compared: dict[str, Paired]) -> str:
+    """The one sentence a study's numbers support about ``metric``."""
+    seeds = max((p.seeds for p in compared.values()), default=0)
+    moved = {name: p for name, p in compared.items() if p.beyond_spread}
+    head = f"**Reading ({metric}, paired over {seeds} seeds against `{baseline}`):** "
+    if not moved:
+        return head + (
+            "no setting moves it beyond the seed-to-seed spread (p ≥ 0.05 for each), so the "
+            "differences in this column are not evidence of an effect at this sample size."
+        )
+    said = [
+        f"`{name}` {'raises' if p.difference > 0 else 'lowers'} it by {abs(p.difference):.4f} "
+        f"({p.p_text})"
+        for name, p in moved.items()
+    ]
+    rest = len(compared) - len(moved)
+    tail = f"; the other {rest} within the spread." if rest else "."
+    return head + "; ".join(said) + tail
+
+
+def grouped(
+    runs: list[Run],
+    metrics: list[str],
+    digits: int = 4,
+    compare: list[str] | None = None,
+    baseline: dict[str, str] | None = None,
+    figure: str | None = None,
+) -> list[str]:
+    """Mean ± std of each metric per setting of the swept keys (seeds pooled); for each metric
+    of ``compare``, the paired difference from the baseline setting (the first, unless named)
+    and its reading; a bar chart of ``compare[0]`` per setting if ``figure`` names one."""
+    keys, compare = setting_keys(runs), compare or []
+    groups = group_runs(runs, keys)
+    base = next(
+        (
+            s
+            for s in groups
+            if baseline and all(baseline[k] == v for k, v in zip(keys, s, strict=True))
+        ),
+        next(iter(groups)),
+    )
+    rows = []
+    for setting, members in groups.items():
+        values = [mean_std(list(by_seed(members, m).values()), digits) for m in metrics]
+        deltas = [
+            "baseline"
+            if setting == base
+            else str(paired_difference(by_seed(groups[base], m), by_seed(members, m)))
+            for m in compare
+        ]
+        rows.append([*setting, str(len(members)), *values, *deltas])
+    lines = table([*keys, "runs", *metrics, *(f"Δ {m} vs baseline" for m in compare)], rows)
+    for m in compare:
+        compared = {
+            label(keys, s): paired_difference(by_seed(groups[base], m), by_seed(groups[s], m))
+            for s in groups
+            if s != base
+        }
+        lines += ["", reading(m, label(keys, base), compared)]
+    if figure and compare:
+        lines += ["", bar_chart(figure, keys, groups, compare[0])]
+    return lines
+
+
+def bar_chart(name: str, keys: list[str], groups: dict, metric: str) -> str:
+    """Mean ± std of ``metric`` per setting with each seed as a dot; the Markdown image."""
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    labels = [
+        "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, s, strict=True))
+        for s in groups
+    ]
+    values = [list(by_seed(members, metric).values()) for members in groups.values()]
+    if not all(values):
+        return f"(no figure: some settings have no {metric})"
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels)), 3.2), layout="constrained")
+    means = [statistics.mean(v) for v in values]
+    stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+    ax.bar(range(len(values)), means, yerr=stds, capsize=4, color="#9ecae1")
+    for i, v in enumerate(values):
+        ax.plot([i] * len(v), v, "o", color="#08519c", markersize=3)
+    low = min(min(v) for v in values)
+    ax.set_ylim(max(0.0, low - 0.1 * (max(means) - low + 0.01) - 0.01), None)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{name}: {metric}, mean ± std over seeds (dots: seeds)", fontsize=9)
+    path = FIGURES / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"![{name}: {metric} per setting](studies/{path.name})"
