@@ -100,8 +100,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     warmup = args.warmup_epochs
     with tempfile.TemporaryDirectory(prefix="fitlab-bench-") as tmp:
         workdir = Path(tmp)
-        # The same number of epochs in every path: no early stop.
-        fitlab = fit_paired(args, ["callbacks.early_stopping.patience=1000000"], workdir / "fitlab")
+        # The same number of epochs in every path: early stopping still runs (its cost is part
+        # of fitlab's), with a patience as long as the run, so that it cannot stop it.
+        patience = [f"callbacks.early_stopping.patience={args.epochs}"]
+        fitlab = fit_paired(args, patience, workdir / "fitlab")
         floor = fit_paired(args, FLOOR, workdir / "floor") if not args.skip_floor else None
         default_run = {} if args.skip_run else run_default_training(args.run_overrides, workdir)
 
