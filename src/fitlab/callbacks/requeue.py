@@ -51,6 +51,9 @@ class SlurmRequeue(L.Callback):
     it with one all-reduce of a flag per batch, and only while the job runs under SLURM.
     """
 
+    # Read by run.pipeline, which then turns Lightning's own SLURM signal handling off.
+    requeues_on_slurm_signal = True
+
     def __init__(self, signal_name: str = "SIGUSR1") -> None:
         self.signum = signal.Signals[signal_name]
         self.job = None

@@ -27,8 +27,6 @@ from fitlab.models.loss import (
 from fitlab.models.metrics import metric_key, per_class_metrics, stage_metrics
 from fitlab.models.optimization import with_warmup
 from fitlab.models.settings import CNNSettings, metric_mode
-from fitlab.run.cluster import destroy_process_group_at_exit
-from fitlab.run.console import in_spawned_rank
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -95,8 +93,6 @@ class Classifier(L.LightningModule):
         self.accumulation = ExactAccumulation()
 
     def setup(self, stage: str) -> None:
-        destroy_process_group_at_exit()  # gloo ranks otherwise abort at exit now and then
-        in_spawned_rank(self.trainer.global_rank)  # ddp_spawn's rank 0 logs to the run's log too
         # channels_last lets cuDNN pick NHWC kernels (and tensor cores under bf16); on the CPU
         # it rarely helps, so ``auto`` turns it on for CUDA devices only.
         wanted = self.hparams.channels_last

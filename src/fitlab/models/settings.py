@@ -56,6 +56,11 @@ def metric_mode(metric: str) -> str:
     return "min" if ("loss" in name or "error" in name) else "max"
 
 
+def optuna_direction(metric: str) -> str:
+    """Optuna's name for :func:`metric_mode`: ``minimize`` or ``maximize``."""
+    return f"{metric_mode(metric)}imize"
+
+
 # The epoch metrics of each stage, logged as <stage>/<name> beside <stage>/loss. AUROC needs the
 # probabilities of the whole epoch: it is computed on held-out data only.
 METRICS = ("acc", "balanced_acc", "f1_macro", "auroc")

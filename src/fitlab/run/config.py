@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fitlab.models.optimization import after_warmup, linear_lr
-from fitlab.models.settings import metric_mode
+from fitlab.models.settings import metric_mode, optuna_direction
 from fitlab.run.cluster import on_rank_zero, rank_zero_file, run_stamp
 from fitlab.run.slurm import register_slurm_resolvers
 
@@ -78,11 +78,6 @@ def expand_path_overrides(overrides: Sequence[str]) -> list[str]:
             override = f"{key}={value}"
         expanded.append(override)
     return expanded
-
-
-def optuna_direction(metric: str) -> str:
-    """Optuna's name for :func:`metric_mode`: ``minimize`` or ``maximize``."""
-    return f"{metric_mode(metric)}imize"
 
 
 def tensorboard_run() -> str:

@@ -16,8 +16,9 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from fitlab.callbacks.requeue import SlurmRequeue
 from fitlab.run import checkpoints
+from fitlab.run.cluster import destroy_process_group_at_exit
+from fitlab.run.console import in_spawned_rank
 
 
 def instantiate_group(group: DictConfig | None, **kwargs: Any) -> list:
@@ -43,6 +44,14 @@ def continued_logging(group: DictConfig | None, from_step: int | None) -> dict[s
     return kwargs
 
 
+class EveryRank(L.Callback):
+    """What each process of a run sets up for itself, whichever callbacks the config names."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        destroy_process_group_at_exit()  # gloo ranks otherwise abort at exit now and then
+        in_spawned_rank(trainer.global_rank)  # ddp_spawn's rank 0 logs to the run's log too
+
+
 def build_trainer(cfg: DictConfig, resumed_step: int | None = None, **overrides: Any) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
     logger_kwargs = continued_logging(cfg.get("logger"), resumed_step)
@@ -54,9 +63,11 @@ def build_trainer(cfg: DictConfig, resumed_step: int | None = None, **overrides:
         # Lightning would add its own checkpoint (in the logger's folder): callbacks=none means
         # none; ++trainer.enable_checkpointing=true brings Lightning's back.
         overrides.setdefault("enable_checkpointing", False)
-    if any(isinstance(c, SlurmRequeue) for c in callbacks) and SLURMEnvironment.detect():
+    requeues = any(getattr(c, "requeues_on_slurm_signal", False) for c in callbacks)
+    if requeues and SLURMEnvironment.detect():
         # SlurmRequeue saves at a batch boundary; Lightning's own handler saves mid-step.
         overrides.setdefault("plugins", [SLURMEnvironment(auto_requeue=False)])
+    callbacks = [EveryRank(), *callbacks]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 

@@ -20,8 +20,7 @@ from fitlab.data.roots import check_image_root
 from fitlab.data.sources import IMAGE_SIZES
 from fitlab.data.split import check_fractions
 from fitlab.errors import FitlabError
-from fitlab.models.settings import metric_mode, plan_blocks
-from fitlab.run.config import optuna_direction
+from fitlab.models.settings import metric_mode, optuna_direction, plan_blocks
 from fitlab.validation.kinds import COUNT, integer, is_int
 from fitlab.validation.rules import lookup, shown
 
