@@ -67,7 +67,8 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-LOGGERS = ("", "lightning.pytorch", "lightning.fabric")
+# An in-process run gives the last two its run's log file: taken back afterwards.
+LOGGERS = ("", "lightning.pytorch", "lightning.fabric", "fitlab.run.console", "py.warnings")
 
 
 @contextlib.contextmanager

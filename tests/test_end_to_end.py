@@ -1,4 +1,8 @@
-"""A real `fitlab-train` run and a `fitlab-eval` of its checkpoint, checked as a user would."""
+"""A real `fitlab-train` run and a `fitlab-eval` of its checkpoint, checked as a user would.
+
+The entry points run in this process (``main()`` with ``sys.argv`` set, ``conftest.call_entry``):
+nothing here is about the process itself, and each start of one costs seconds of imports.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import QUICK, read_metrics, run_cli, run_dirs
+from conftest import QUICK, call_entry, read_metrics, run_dirs
+from fitlab import eval as fitlab_eval
+from fitlab import train as fitlab_train
 from tensorboard_server import polled, tensorboard
 
 pytestmark = pytest.mark.slow
@@ -25,8 +31,9 @@ SCALARS = [
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run folder of one quick training run (3 epochs)."""
     cwd = tmp_path_factory.mktemp("e2e")
-    result = run_cli("fitlab.train", *QUICK, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("HYDRA_FULL_ERROR", raising=False)
+        call_entry(fitlab_train.main, QUICK, cwd, mp)
     (run,) = run_dirs(cwd / "logs", "quick")
     return run
 
@@ -72,23 +79,25 @@ def test_metrics_json_is_flat_and_complete(trained: Path) -> None:
     assert all(not isinstance(v, (dict, list)) for v in metrics.values())
 
 
-def test_eval_reproduces_the_training_test_metrics(trained: Path, tmp_path: Path) -> None:
+def test_eval_reproduces_the_training_test_metrics(
+    trained: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     best = read_metrics(trained)["best_ckpt_path"]
-    result = run_cli("fitlab.eval", *QUICK, f"ckpt_path={best}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    call_entry(fitlab_eval.main, [*QUICK, f"ckpt_path={best}"], tmp_path, monkeypatch)
     (run,) = run_dirs(tmp_path / "logs", "eval")
     evaluated, trained_metrics = read_metrics(run), read_metrics(trained)
     test_keys = [k for k in trained_metrics if k.startswith("test/")]
     assert test_keys
     for key in test_keys:
         assert evaluated[key] == pytest.approx(trained_metrics[key], abs=1e-6), key
-    assert f"{trained_metrics['test/acc']:.4f}"[:5] in result.stdout  # fitlab's test table
+    printed = capsys.readouterr().out
+    assert f"{trained_metrics['test/acc']:.4f}"[:5] in printed  # fitlab's test table
 
 
-def test_train_false_tests_the_checkpoint_given(trained: Path, tmp_path: Path) -> None:
+def test_train_false_tests_the_checkpoint_given(trained: Path, tmp_path: Path, monkeypatch) -> None:
     best = read_metrics(trained)["best_ckpt_path"]
-    result = run_cli("fitlab.train", *QUICK, "train=false", f"ckpt_path={best}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    argv = [*QUICK, "train=false", f"ckpt_path={best}"]
+    call_entry(fitlab_train.main, argv, tmp_path, monkeypatch)
     (run,) = run_dirs(tmp_path / "logs", "quick")
     tested, trained_metrics = read_metrics(run), read_metrics(trained)
     assert tested["test/acc"] == pytest.approx(trained_metrics["test/acc"], abs=1e-6)

@@ -1,14 +1,19 @@
 """``fitlab-train data=digits_lt resampler=<each>``, in one process and under ``trainer=ddp_sim``.
 
-Each resampler runs as one job of a Hydra multirun, so the suite pays one process start for all.
-Under DDP, each rank records the labels it trained on; they must be exactly that rank's share of
-the one sample every rank draws (docs/imbalance.md, "Under DDP").
+Each resampler runs as one job of a Hydra multirun, in this process (``conftest.call_entry``):
+Hydra's basic launcher runs the jobs one after the other. Under DDP, each rank records the labels
+it trained on; they must be exactly that rank's share of the one sample every rank draws
+(docs/imbalance.md, "Under DDP"): that sweep stays a real ``fitlab-train`` process, whose ranks
+are processes of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +23,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DistributedSampler
 
-from conftest import REPO, SRC, read_metrics, run_cli
+from conftest import REPO, SRC, call_entry, read_metrics, run_cli
+from fitlab import train as fitlab_train
 from fitlab.run.config import compose_config
 
 pytestmark = pytest.mark.slow
@@ -47,14 +53,18 @@ def jobs(cwd: Path, task: str) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
+    """(job folders by resampler, what the sweep printed on stdout)."""
     cwd = tmp_path_factory.mktemp("imbalance_sweep")
-    result = run_cli(
-        "fitlab.train", "-m", *FAST, "trainer.max_epochs=1", "task_name=lt",
-        f"resampler={','.join(RESAMPLERS)}",
-        cwd=cwd, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return jobs(cwd, "lt"), result.stdout
+    argv = ["-m", *FAST, "trainer.max_epochs=1", "task_name=lt",
+            f"resampler={','.join(RESAMPLERS)}"]  # fmt: skip
+    printed = io.StringIO()  # not a terminal, as a pipe: rich prints 160 columns to both
+    try:
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+            mp.delenv("HYDRA_FULL_ERROR", raising=False)
+            call_entry(fitlab_train.main, argv, cwd, mp)  # exit 1 if a job failed
+    finally:
+        sys.stdout.write(printed.getvalue())  # pytest shows it if the sweep failed
+    return jobs(cwd, "lt"), printed.getvalue()
 
 
 def test_every_resampler_trains_and_tests_end_to_end(sweep) -> None:

@@ -8,7 +8,6 @@ the folder the command runs in. The README is the front door: small, its links t
 
 from __future__ import annotations
 
-import logging
 import re
 import shlex
 from pathlib import Path
@@ -74,19 +73,9 @@ def test_the_readme_shows_examples_with_their_output() -> None:
     assert {command.split()[0] for command, _ in EXAMPLES} <= set(ENTRIES)
 
 
-@pytest.fixture
-def quiet_logs():
-    """An in-process run gives these loggers its run's log file; take it back afterwards."""
-    loggers = [logging.getLogger(name) for name in ("fitlab.run.console", "py.warnings")]
-    saved = [(logger, logger.handlers[:]) for logger in loggers]
-    yield
-    for logger, handlers in saved:
-        logger.handlers[:] = handlers
-
-
 @pytest.mark.parametrize(("command", "shown"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
 def test_an_example_prints_what_the_readme_shows(
-    command: str, shown: list[str], tmp_path: Path, monkeypatch, capsys, quiet_logs
+    command: str, shown: list[str], tmp_path: Path, monkeypatch, capsys
 ) -> None:
     data = {"state_dict": {"w": torch.zeros(1000)}}
     torch.save(data, tmp_path / "whole.ckpt")

@@ -2,7 +2,10 @@
 TensorBoard shows of a sweep (HPARAMS, SCALARS, IMAGES).
 
 Each sweep runs 2 tiny jobs (one epoch of 3 batches) and must leave exactly one multirun folder
-with one job folder per point, and nothing anywhere else.
+with one job folder per point, and nothing anywhere else. The multirun and Optuna sweeps run in
+this process (``conftest.call_entry``; Hydra's basic launcher runs their jobs in it one after the
+other); the submitit sweep stays a real ``fitlab-train`` process, whose jobs the launcher starts
+as processes of their own from its pickle.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import pytest
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from conftest import QUICK, read_metrics, run_cli
+from conftest import QUICK, call_entry, read_metrics, run_cli
+from fitlab import train as fitlab_train
 from fitlab.summarize import summarize
 from tensorboard_server import polled, tensorboard
 
@@ -33,10 +37,18 @@ TINY = (
 JOB_FILES = {".hydra/config.yaml", ".hydra/overrides.yaml", "quick.log", "metrics.json"}
 
 
-def sweep(cwd: Path, *overrides: str, callbacks: str = "none") -> Path:
-    """Run ``fitlab-train -m`` with ``overrides``; return the one multirun folder it made."""
-    result = run_cli("fitlab.train", "-m", *TINY, f"callbacks={callbacks}", *overrides, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
+def sweep(
+    cwd: Path, *overrides: str, callbacks: str = "none", monkeypatch: pytest.MonkeyPatch | None
+) -> Path:
+    """Run ``fitlab-train -m`` with ``overrides``, in this process given ``monkeypatch``, else as
+    a process of its own; return the one multirun folder it made."""
+    argv = ["-m", *TINY, f"callbacks={callbacks}", *overrides]
+    if monkeypatch is not None:
+        monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        call_entry(fitlab_train.main, argv, cwd, monkeypatch)  # exit 1 if a job failed
+    else:
+        result = run_cli("fitlab.train", *argv, cwd=cwd)
+        assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in cwd.iterdir()) == ["logs"]  # nothing beside the logs
     assert [p.name for p in (cwd / "logs").iterdir()] == ["quick"]
     assert [p.name for p in (cwd / "logs" / "quick").iterdir()] == ["multiruns"]
@@ -67,7 +79,8 @@ def multirun(tmp_path_factory: pytest.TempPathFactory) -> Path:
     default callbacks (the fit diagnosis, the plots) for TensorBoard to show."""
     cwd = tmp_path_factory.mktemp("multirun")
     overrides = ("seed=1,2", "effective_batch_size=64", "data.batch_size=16")
-    return sweep(cwd, *overrides, callbacks="default")
+    with pytest.MonkeyPatch.context() as mp:
+        return sweep(cwd, *overrides, callbacks="default", monkeypatch=mp)
 
 
 def test_multirun_makes_one_folder_per_job(multirun: Path) -> None:
@@ -159,8 +172,9 @@ def test_tensorboard_shows_the_sweep(multirun: Path) -> None:
     assert min(widths.values()) >= 400, widths
 
 
-def test_optuna_search_runs_its_trials(tmp_path: Path) -> None:
-    folder = sweep(tmp_path, "hparams_search=digits_optuna", "hydra.sweeper.n_trials=2")
+def test_optuna_search_runs_its_trials(tmp_path: Path, monkeypatch) -> None:
+    trials = ("hparams_search=digits_optuna", "hydra.sweeper.n_trials=2")
+    folder = sweep(tmp_path, *trials, monkeypatch=monkeypatch)
     assert_job_folders(folder, 2)
     results = (folder / "optimization_results.yaml").read_text()
     best = min(read_metrics(job)["val/loss_best"] for job in jobs(folder))  # minimised
@@ -170,7 +184,7 @@ def test_optuna_search_runs_its_trials(tmp_path: Path) -> None:
 
 
 def test_submitit_local_sweep(tmp_path: Path) -> None:
-    folder = sweep(tmp_path, "hydra/launcher=submitit_local", "seed=1,2")
+    folder = sweep(tmp_path, "hydra/launcher=submitit_local", "seed=1,2", monkeypatch=None)
     assert_job_folders(folder, 2)
     assert (folder / ".submitit").is_dir()  # the launcher's own job logs, beside the jobs
     assert {read_metrics(job)["world_size"] for job in jobs(folder)} == {1}

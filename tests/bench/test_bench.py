@@ -1,4 +1,9 @@
-"""fitlab-bench at a tiny size: both paths train on the same data and the JSON has its keys."""
+"""fitlab-bench at a tiny size: both paths train on the same data and the JSON has its keys.
+
+``fitlab-bench`` runs in this process (``conftest.call_entry``): what it times as processes
+(``fitlab-train``, its twin, the imports) it starts as processes itself; the tests check what its
+JSON and table say, not its own process.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import math
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
 
-from conftest import REPO, cli_env, run_cli
+from conftest import REPO, call_entry, cli_env
+from fitlab.bench import main as fitlab_bench
 from fitlab.bench.twin import run_overrides
 
 pytestmark = pytest.mark.slow
@@ -25,14 +32,19 @@ KEYS = {
 }  # fmt: skip
 
 
-def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
+def run_bench(argv: list[str], cwd: Path, monkeypatch) -> None:
+    """Run ``fitlab-bench argv`` in cwd; the processes it starts get ``run_cli``'s environment."""
+    env = cli_env(cwd / "logs")
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    call_entry(fitlab_bench, argv, cwd, monkeypatch)
+
+
+def test_bench_trains_both_paths_on_the_same_data(tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "bench.json"
-    result = run_cli(
-        "fitlab.bench", "--epochs", "3", "--warmup-epochs", "1", "--channels", "8", "16",
-        "--out", str(out), "--run-overrides", "experiment=quick", "trainer.max_epochs=1",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    argv = ["--epochs", "3", "--warmup-epochs", "1", "--channels", "8", "16", "--out", str(out),
+            "--run-overrides", "experiment=quick", "trainer.max_epochs=1"]  # fmt: skip
+    run_bench(argv, tmp_path, monkeypatch)
     bench = json.loads(out.read_text())
     assert set(bench) >= KEYS
     # The ratio is the median of the paired epochs after the one warm-up epoch.
@@ -51,7 +63,7 @@ def test_bench_trains_both_paths_on_the_same_data(tmp_path) -> None:
     assert max(fitlab_loss, plain_loss) < 0.5 * math.log(10)
     assert fitlab_loss == pytest.approx(plain_loss, rel=0.5, abs=0.05)
     assert bench["import_s"] > 0 and 0 < bench["startup_s"] < bench["default_run_wall_s"]
-    assert "train samples/s" in result.stdout
+    assert "train samples/s" in capsys.readouterr().out
 
 
 WHOLE_RUN_KEYS = {
@@ -71,13 +83,13 @@ TWIN_PHASES = {
 }  # fmt: skip
 
 
-def test_whole_run_times_fitlab_train_against_its_twin(tmp_path, compose_cfg) -> None:
+def test_whole_run_times_fitlab_train_against_its_twin(
+    tmp_path, compose_cfg, monkeypatch, capsys
+) -> None:
     out = tmp_path / "whole.json"
-    result = run_cli(
-        "fitlab.bench", "--whole-run", "--pairs", "2", "--whole-run-epochs", "1",
-        "--out", str(out), "--run-overrides", "experiment=quick", cwd=tmp_path, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    argv = ["--whole-run", "--pairs", "2", "--whole-run-epochs", "1", "--out", str(out),
+            "--run-overrides", "experiment=quick"]  # fmt: skip
+    run_bench(argv, tmp_path, monkeypatch)
     bench = json.loads(out.read_text())
     assert set(bench) >= WHOLE_RUN_KEYS
     pairs = bench["whole_run_per_pair"]
@@ -103,7 +115,8 @@ def test_whole_run_times_fitlab_train_against_its_twin(tmp_path, compose_cfg) ->
     assert len(bench["whole_run_validation_s_per_epoch"]) == 1
     twin_phases = bench["whole_run_twin_phases"]
     assert set(twin_phases) == TWIN_PHASES and min(twin_phases.values()) > 0, twin_phases
-    assert "fitlab / twin" in result.stdout and "plots" in result.stdout
+    printed = capsys.readouterr().out
+    assert "fitlab / twin" in printed and "plots" in printed
 
 
 def test_hook_costs_times_every_per_step_hook(tmp_path) -> None:
