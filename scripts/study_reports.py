@@ -32,7 +32,11 @@ def task_of(out: Path) -> str:
 
 # -------------------------------------------------------------- what the runs left behind
 def scalar_series(run_dir: Path, tag: str) -> list[float]:
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    """A scalar's values in step order; a multirun job's events lie in a folder of its own."""
+    files = sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    if not files:
+        return []
+    events = EventAccumulator(str(files[0].parent))
     events.Reload()
     return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 

@@ -60,6 +60,8 @@ class Paired:
 
     @property
     def p_text(self) -> str:
+        if self.spread == 0:  # no t-test: the seeds agree exactly (discrete accuracies do)
+            return "the same on every seed"
         return "p<0.001" if self.p_value < 0.001 else f"p={self.p_value:.2g}"
 
     def __str__(self) -> str:
@@ -78,7 +80,7 @@ def paired_difference(baseline: dict[object, float], other: dict[object, float])
     if len(differences) < 2:
         return Paired(mean, math.nan, math.nan, len(differences))
     spread = statistics.stdev(differences)
-    if spread == 0:  # the same difference on every seed: certain unless it is none
+    if spread == 0:  # the same difference on every seed: beyond a spread of none, unless none
         return Paired(mean, 0.0, 1.0 if mean == 0 else 0.0, len(differences))
     from scipy.stats import ttest_rel
 
