@@ -65,7 +65,8 @@ STUDIES = [
           "fitlab-train experiment=pooling", reports.report_parameters("model.pool"),
           "digits upsampled to 16x16 (data.image_size=16)"),
     Study("kernels", "How many kernels (channels) per layer?",
-          "fitlab-train experiment=kernels", reports.report_parameters("model.channels")),
+          "fitlab-train experiment=kernels",
+          reports.report_parameters("model.channels", "[32,64,128]")),
     Study("padding_stride", "Padding and stride: feature-map sizes and accuracy.",
           "fitlab-train experiment=padding_stride", reports.report_padding_stride,
           "digits upsampled to 16x16 (data.image_size=16)"),
@@ -84,7 +85,8 @@ STUDIES = [
                                  {"data.batch_size": "256", "model.norm": "batch"})),
     Study("cross_validation",
           "Cross-validation: 5 stratified folds over train+val, the test split untouched.",
-          "fitlab-train experiment=cross_validation", reports.report_cross_validation),
+          "fitlab-train experiment=cross_validation", reports.report_cross_validation,
+          "digits: 5 folds over the 1,437 train+val images, the same 360 test images"),
     Study("rgb_vs_gray",
           "RGB vs grayscale: what does dropping colour lose? Digits 0-4 in a red and a green of "
           "equal luma, 10 classes.", "fitlab-train experiment=rgb_vs_gray",
@@ -97,8 +99,9 @@ STUDIES = [
           "fitlab-train -m experiment=imbalance data.imbalance_ratio=50 "
           "resampler=none,random_over,random_under,weighted",
           reports.report_imbalance,
-          "long-tailed digits, imbalance ratio 50 (the rarest class keeps 2 of 127 training "
-          "images; SMOTE needs k_neighbors + 1 = 6, so it is left out); val and test balanced"),
+          "long-tailed digits, imbalance ratio 50: the head class keeps its training images, "
+          "the rarest 1/50 of them (2 images; SMOTE needs k_neighbors + 1 = 6 and is left "
+          "out); val and test stay balanced"),
 ]  # fmt: skip
 
 

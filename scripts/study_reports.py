@@ -159,16 +159,17 @@ def train_vs_eval(run_dirs: list[Path]) -> list[str]:
     ]
 
 
-def report_parameters(key: str) -> Report:
-    """Accuracy and time per setting, then the parameters of the network each value of ``key``
-    builds (read from its first run's best checkpoint)."""
+def report_parameters(key: str, baseline: str | None = None) -> Report:
+    """Accuracy and time per setting against ``key=baseline`` (the first setting if None), then
+    the parameters of the network each value of ``key`` builds (its first run's checkpoint)."""
 
     def report(out: Path, runs: list[Run]) -> list[str]:
         sizes = [
             [value, f"{parameters(out / members[0].path):,}"]
             for (value,), members in group_runs(runs, [key]).items()
         ]
-        lines = grouped(runs, ["test/acc", "wall_time_s"], 3, ["test/acc"], None, task_of(out))
+        base = {key: baseline} if baseline else None
+        lines = grouped(runs, ["test/acc", "wall_time_s"], 3, ["test/acc"], base, task_of(out))
         return [*lines, "", *table([key, "parameters"], sizes)]
 
     return report
