@@ -94,31 +94,37 @@ def grouped(
         }
         lines += ["", reading(m, label(keys, base), compared)]
     if figure and compare:
-        lines += ["", bar_chart(figure, keys, groups, compare[0])]
+        lines += ["", bar_chart(figure, keys, groups, compare[0], base)]
     return lines
 
 
-def bar_chart(name: str, keys: list[str], groups: dict, metric: str) -> str:
-    """Mean ± std of ``metric`` per setting with each seed as a dot; the Markdown image."""
+def bar_chart(name: str, keys: list[str], groups: dict, metric: str, base: tuple) -> str:
+    """Mean ± std of ``metric`` per setting with each seed as a dot, the baseline's bar darker;
+    the Markdown image."""
     FIGURES.mkdir(parents=True, exist_ok=True)
     labels = [
         "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, s, strict=True))
+        + ("\n(baseline)" if s == base else "")
         for s in groups
     ]
     values = [list(by_seed(members, metric).values()) for members in groups.values()]
     if not all(values):
         return f"(no figure: some settings have no {metric})"
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels)), 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels)), 3.2), layout="constrained")
     means = [statistics.mean(v) for v in values]
     stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-    ax.bar(range(len(values)), means, yerr=stds, capsize=4, color="#9ecae1")
+    colours = ["#6baed6" if s == base else "#c6dbef" for s in groups]
+    ax.bar(range(len(values)), means, yerr=stds, capsize=4, color=colours)
     for i, v in enumerate(values):
-        ax.plot([i] * len(v), v, "o", color="#08519c", markersize=3)
+        ax.plot([i] * len(v), v, "o", color="#08306b", markersize=3)
     low = min(min(v) for v in values)
-    ax.set_ylim(max(0.0, low - 0.1 * (max(means) - low + 0.01) - 0.01), None)
+    high = max(max(max(v), m + s) for v, m, s in zip(values, means, stds, strict=True))
+    margin = 0.08 * (high - low) or 0.01
+    top = min(high + margin, 1.0 + margin / 4) if high <= 1.0 else high + margin
+    ax.set_ylim(max(0.0, low - 4 * margin) if low >= 0 else low - margin, top)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylabel(metric)
-    ax.set_title(f"{name}: {metric}, mean ± std over seeds (dots: seeds)", fontsize=9)
+    ax.set_title(f"{name}: {metric} (bars: mean ± std, dots: seeds)", fontsize=9)
     path = FIGURES / f"{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
