@@ -102,11 +102,7 @@ def bar_chart(name: str, keys: list[str], groups: dict, metric: str, base: tuple
     """Mean ± std of ``metric`` per setting with each seed as a dot, the baseline's bar darker;
     the Markdown image."""
     FIGURES.mkdir(parents=True, exist_ok=True)
-    labels = [
-        "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, s, strict=True))
-        + ("\n(baseline)" if s == base else "")
-        for s in groups
-    ]
+    labels = ["\n".join(s) + ("\n(baseline)" if s == base else "") for s in groups]
     values = [list(by_seed(members, metric).values()) for members in groups.values()]
     if not all(values):
         return f"(no figure: some settings have no {metric})"
@@ -123,6 +119,7 @@ def bar_chart(name: str, keys: list[str], groups: dict, metric: str, base: tuple
     top = min(high + margin, 1.0 + margin / 4) if high <= 1.0 else high + margin
     ax.set_ylim(max(0.0, low - 4 * margin) if low >= 0 else low - margin, top)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_xlabel(" / ".join(keys), fontsize=8)  # the values of each tick, top to bottom
     ax.set_ylabel(metric)
     ax.set_title(f"{name}: {metric} (bars: mean ± std, dots: seeds)", fontsize=9)
     path = FIGURES / f"{name}.png"
