@@ -27,6 +27,15 @@ def test_paired_difference_at_the_edges() -> None:
     same_gain = paired_difference({"1": 0.5, "2": 0.25}, {"1": 0.75, "2": 0.5})  # exact in binary
     assert (same_gain.spread, same_gain.p_value, same_gain.beyond_spread) == (0.0, 0.0, True)
     assert str(same_gain) == "+0.2500 ± 0.0000 (the same on every seed)"
+    # accuracies of 360 images: the same 2 images gained, the differences equal but for rounding
+    rounded = paired_difference({"1": 340 / 360, "2": 342 / 360}, {"1": 342 / 360, "2": 344 / 360})
+    assert 342 / 360 - 340 / 360 != 344 / 360 - 342 / 360
+    # as float32, the way metrics.json holds them (batch vs no BatchNorm, 3 seeds, 360 images)
+    as_logged = paired_difference({"1": 0.9833333492279053, "2": 0.9861111044883728},
+                                  {"1": 0.9888888597488403, "2": 0.9916666746139526})  # fmt: skip
+    assert as_logged.spread == 0.0 and as_logged.beyond_spread
+    assert rounded.spread == 0.0 and rounded.beyond_spread
+    assert str(rounded) == "+0.0056 ± 0.0000 (the same on every seed)"
     nothing = paired_difference({"1": 0.5, "2": 0.6}, {"1": 0.5, "2": 0.6})
     assert nothing.p_value == 1.0 and not nothing.beyond_spread
     one = paired_difference({"1": 0.5}, {"1": 0.4})

@@ -80,7 +80,9 @@ def paired_difference(baseline: dict[object, float], other: dict[object, float])
     if len(differences) < 2:
         return Paired(mean, math.nan, math.nan, len(differences))
     spread = statistics.stdev(differences)
-    if spread == 0:  # the same difference on every seed: beyond a spread of none, unless none
+    # The same difference on every seed, but for rounding (metrics are logged as float32): no
+    # t-test; beyond a spread of none, unless it is none.
+    if spread <= 1e-6 * max(1.0, abs(mean)):
         return Paired(mean, 0.0, 1.0 if mean == 0 else 0.0, len(differences))
     from scipy.stats import ttest_rel
 
