@@ -7,6 +7,7 @@ import inspect
 import json
 import shutil
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def report_fitting(out: Path, runs: list[Run], baseline: list[Run] | None = None
     means = [mean_std([float(r.metrics[k]) for r in runs]) for k in FIT_ERRORS]
     rows.append([f"mean ± std ({len(runs)} seeds)", *means, "", ""])
     header = ["seed", "E_train (eval mode)", "E_cv", "E_test", "verdict", "stopped"]
-    lines = table(header, rows)
+    lines = [*table(header, rows), "", verdicts(runs)]
     for metric in FIT_ERRORS[1:] if baseline else ():
         paired = paired_difference(by_seed(baseline, metric), by_seed(runs, metric))
         name = task_of(out)
@@ -89,6 +90,17 @@ def report_fitting(out: Path, runs: list[Run], baseline: list[Run] | None = None
     comparisons.FIGURES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / runs[0].path / "plots" / "learning_curves.png", figure)
     return [*lines, "", f"![learning curves, first seed](studies/{figure.name})"]
+
+
+def verdicts(runs: list[Run]) -> str:
+    """The sentence the fit diagnosis supports: how many seeds gave each verdict."""
+    counts = Counter(str(r.metrics["fit/verdict"]) for r in runs)
+    said = ", ".join(f"`{verdict}` on {n} of {len(runs)} seeds" for verdict, n in counts.items())
+    gap = [float(r.metrics["fit/val_error"]) - float(r.metrics["fit/train_error"]) for r in runs]
+    return (
+        f"**Reading (the fit diagnosis):** {said}; E_cv - E_train is {mean_std(gap)} "
+        "(the verdict compares it and E_cv with the thresholds of docs/outputs.md)."
+    )
 
 
 def baseline_task(runs: list[Run]) -> str:
@@ -201,7 +213,14 @@ def report_cross_validation(out: Path, runs: list[Run]) -> list[str]:
     test = [float(r.metrics["test/acc"]) for r in runs]
     rows.append([f"all {len(runs)} runs", str(len(runs)), mean_std(val), mean_std(test)])
     header = ["data.fold", "runs (seeds)", "val/acc (its fold)", "test/acc (the same test split)"]
-    return table(header, rows)
+    folds = [statistics.mean(float(r.metrics["val/acc"]) for r in members)
+             for members in group_runs(runs, ["data.fold"]).values()]  # fmt: skip
+    spread = max(folds) - min(folds)
+    return [*table(header, rows), "", (
+        f"**Reading (val/acc over folds):** the folds' mean validation accuracies span {spread:.4f}"
+        f" ({min(folds):.4f} to {max(folds):.4f}), while the same runs' test accuracy has a std of "
+        f"{statistics.stdev(test):.4f}: one validation split alone can be off by that much, the "
+        "mean over the folds is the estimate to quote.")]  # fmt: skip
 
 
 def report_imbalance(out: Path, runs: list[Run]) -> list[str]:

@@ -209,12 +209,15 @@ def test_fitting_per_seed_and_paired_against_the_unregularised_runs(tmp_path, fi
     assert lines[2] == "| 1 | 0.0100 | 0.0300 | 0.0600 | **overfit** | max_epochs |"
     assert lines[5] == "| mean ± std (3 seeds) | 0.0100 ± 0.0000 | 0.0300 ± 0.0100 | " \
         "0.0600 ± 0.0100 |  |  |"  # fmt: skip
+    assert lines[7] == ("**Reading (the fit diagnosis):** `overfit` on 3 of 3 seeds; E_cv - "
+                        "E_train is 0.0200 ± 0.0100 (the verdict compares it and E_cv with the "
+                        "thresholds of docs/outputs.md).")  # fmt: skip
     # E_cv 0.02 lower on every seed: beyond the spread; E_test the same on every seed: not
-    assert lines[7].startswith(
+    assert lines[9].startswith(
         "**Reading (fit/val_error, paired over 3 seeds against "
         "`experiment=overfit`):** `overfit_regularized` lowers it by 0.0200"
     )
-    assert "no setting moves it" in lines[9] and "fit/test_error" in lines[9]
+    assert "no setting moves it" in lines[11] and "fit/test_error" in lines[11]
     assert (
         lines[-1]
         == "![learning curves, first seed](studies/overfit_regularized_learning_curves.png)"
@@ -247,6 +250,22 @@ def test_imbalance_names_the_rarest_class_and_shows_its_plots(tmp_path, figures)
     assert (figures / "imbalance_none_confusion_matrix.png").read_bytes() == PNG + b"\x00"
     assert (figures / "imbalance_best_pr.png").read_bytes() == PNG + b"\x03"
     assert lines[-1] == "![pr, resampler=random_over](studies/imbalance_best_pr.png)"
+
+
+def test_cross_validation_per_fold_and_its_reading(tmp_path: Path) -> None:
+    accuracies = {0: [0.98, 0.99], 1: [0.995, 1.0]}  # val/acc per fold, two seeds each
+    for job, (fold, seed) in enumerate((f, s) for f in (0, 1) for s in (0, 1)):
+        metrics = {"val/acc": accuracies[fold][seed], "test/acc": 0.97 + seed / 100}
+        write_run(tmp_path / str(job), {"data.fold": fold, "seed": seed + 1}, metrics)
+    lines = reports.report_cross_validation(tmp_path, find_runs(tmp_path))
+    assert lines[2:5] == [
+        "| 0 | 2 | 0.9850 ± 0.0071 | 0.9750 ± 0.0071 |",
+        "| 1 | 2 | 0.9975 ± 0.0035 | 0.9750 ± 0.0071 |",
+        "| all 4 runs | 4 | 0.9912 ± 0.0085 | 0.9750 ± 0.0058 |",  # 0.99125, rounded as float
+    ]
+    assert lines[-1].startswith("**Reading (val/acc over folds):** the folds' mean validation "
+                                "accuracies span 0.0125 (0.9850 to 0.9975), while the same runs' "
+                                "test accuracy has a std of 0.0058")  # fmt: skip
 
 
 def test_the_page_has_every_study_its_data_and_time(tmp_path, figures, monkeypatch) -> None:
