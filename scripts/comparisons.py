@@ -54,6 +54,16 @@ def reading(metric: str, baseline: str, compared: dict[str, Paired]) -> str:
     return head + "; ".join(said) + tail
 
 
+def baseline_setting(keys: list[str], groups: dict, baseline: dict[str, str] | None) -> tuple:
+    """The setting whose values are ``baseline``'s (the first setting when None or unmatched)."""
+    matching = (
+        s
+        for s in groups
+        if baseline and all(baseline[k] == v for k, v in zip(keys, s, strict=True))
+    )
+    return next(matching, next(iter(groups)))
+
+
 def grouped(
     runs: list[Run],
     metrics: list[str],
@@ -67,31 +77,20 @@ def grouped(
     and its reading; a bar chart of ``compare[0]`` per setting if ``figure`` names one."""
     keys, compare = setting_keys(runs), compare or []
     groups = group_runs(runs, keys)
-    base = next(
-        (
-            s
-            for s in groups
-            if baseline and all(baseline[k] == v for k, v in zip(keys, s, strict=True))
-        ),
-        next(iter(groups)),
-    )
+    base = baseline_setting(keys, groups, baseline)
+    paired = {  # each setting against the baseline, per compared metric, computed once
+        m: {s: paired_difference(by_seed(groups[base], m), by_seed(groups[s], m))
+            for s in groups if s != base}
+        for m in compare
+    }  # fmt: skip
     rows = []
     for setting, members in groups.items():
         values = [mean_std(list(by_seed(members, m).values()), digits) for m in metrics]
-        deltas = [
-            "baseline"
-            if setting == base
-            else str(paired_difference(by_seed(groups[base], m), by_seed(members, m)))
-            for m in compare
-        ]
+        deltas = ["baseline" if setting == base else str(paired[m][setting]) for m in compare]
         rows.append([*setting, str(len(members)), *values, *deltas])
     lines = table([*keys, "runs", *metrics, *(f"Δ {m} vs baseline" for m in compare)], rows)
     for m in compare:
-        compared = {
-            label(keys, s): paired_difference(by_seed(groups[base], m), by_seed(groups[s], m))
-            for s in groups
-            if s != base
-        }
+        compared = {label(keys, s): p for s, p in paired[m].items()}
         lines += ["", reading(m, label(keys, base), compared)]
     if figure and compare:
         lines += ["", bar_chart(figure, keys, groups, compare[0], base)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import comparisons
 import torch
-from comparisons import by_seed, grouped, label, reading, setting_keys
+from comparisons import baseline_setting, by_seed, grouped, label, reading, setting_keys
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -235,9 +235,7 @@ def report_imbalance(out: Path, runs: list[Run]) -> list[str]:
     groups = group_runs(runs, keys)
     score = {s: statistics.mean(by_seed(m, metrics[0]).values()) for s, m in groups.items()}
     best = max(score, key=score.get)
-    none = next(
-        s for s in groups if all(baseline.get(k) == v for k, v in zip(keys, s, strict=True))
-    )
+    none = baseline_setting(keys, groups, baseline)  # the setting grouped() compares against
     lines += ["", f"The rarest class by test recall is `{rarest.rsplit('/', 1)[-1]}`. Confusion "
               "matrix and per-class PR curves (test split, first seed), without a remedy and with "
               f"the best one by balanced accuracy (`{label(keys, best)}`):", ""]  # fmt: skip
