@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import fsspec
@@ -14,7 +15,7 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from hydra.utils import instantiate
-from lightning.pytorch.plugins.io import AsyncCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import QUICK, call_entry
@@ -225,9 +226,18 @@ def test_a_run_resumed_from_a_copied_last_ckpt_goes_on_writing_it(
     assert resumed.after[3] == {"epoch_001.ckpt": 1, "last.ckpt": 3}
 
 
+class SlowWrites(TorchCheckpointIO):
+    """Each write waits first, so it is still queued when the next epoch ends."""
+
+    def save_checkpoint(self, *args, **kwargs) -> None:
+        time.sleep(0.3)
+        super().save_checkpoint(*args, **kwargs)
+
+
 def test_asynchronous_saving_dumps_last_ckpt_itself(compose_cfg, monkeypatch, tmp_path) -> None:
-    # The best file may not be on disk yet when last.ckpt is due: nothing to copy from.
-    async_io = AsyncCheckpointIO()
+    # The best file may not be on disk yet when last.ckpt is due: nothing to copy from. And the
+    # superseded best is removed only after its queued write has landed, not before it.
+    async_io = AsyncCheckpointIO(SlowWrites())
     probe, dumps = fit_scored(compose_cfg, monkeypatch, str(tmp_path), 2, plugins=[async_io])
     assert dumps == [0, 0, 1, 1]
     assert probe.held() == {"epoch_001.ckpt": 1, "last.ckpt": 1}  # written once fit ended

@@ -13,6 +13,11 @@ path was already ``last.ckpt`` before the epoch (not at the first save, nor unde
 name). A copy, not a link: Lightning may rewrite ``last.ckpt`` in place, which through a hard
 link would overwrite the best checkpoint. The copy is renamed into place, so whoever reads
 ``last.ckpt`` (a resume, a watcher) never sees half of it.
+
+Under Lightning's ``AsyncCheckpointIO`` a save only queues the write, while removing the
+superseded best file happens at once: when the old file's write was still queued, the removal
+found nothing and the write landed afterwards, so a stale ``epoch_000.ckpt`` stayed beside the
+new best (Lightning-AI/pytorch-lightning#14035, open). Here the queued writes land first.
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if trainer.is_global_zero:  # as Lightning's save tells its loggers
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        io = trainer.strategy.checkpoint_io
+        if isinstance(io, AsyncCheckpointIO):
+            io.teardown()  # waits for the queued writes; the next save starts a new thread
+        super()._remove_checkpoint(trainer, filepath)
 
     def _save_last_every_epoch(self, trainer: L.Trainer) -> None:
         # Lightning's hook already saved when this step's checkpoint exists (top-k and last).
