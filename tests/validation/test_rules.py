@@ -35,6 +35,7 @@ BAD = [
     # ranges: probabilities in [0, 1), penalties >= 0, sizes >= 1, learning rate > 0
     (["model.dropout=1.0"], "model.dropout=1.0 is not a number in [0, 1)"),
     (["model.head_dropout=-0.1"], "model.head_dropout=-0.1 is not a number in [0, 1)"),
+    (["data.label_noise=1.0"], "data.label_noise=1.0 is not a number in [0, 1)"),
     (["model.dropout=[0.1,2,0.1]"], "model.dropout=[0.1,2,0.1] is not a number in [0, 1)"),
     (["model.l1=-1e-4"], "model.l1=-0.0001 is not a number >= 0"),
     (["model.l2=-1"], "model.l2=-1 is not a number >= 0"),

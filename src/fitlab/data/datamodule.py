@@ -3,7 +3,8 @@
 The DataModule is where the model learns what it is given: input channels, image size, number
 of classes, class names and training counts (``model_kwargs``). Nothing of that is typed twice.
 The order is fixed: load the source, split, make the training split long-tailed
-(``imbalance_ratio``), shape and normalise, then resample the training split only.
+(``imbalance_ratio``), make a share of its labels wrong (``label_noise``), shape and normalise,
+then resample the training split only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fitlab.data.distributed import exactly_once_sampler
+from fitlab.data.noise import with_label_noise
 from fitlab.data.resampling import RedrawSampler, ResampledDataset, Resampler
 from fitlab.data.resumable import EpochShuffle, ResumableDataLoader
 from fitlab.data.sources import SOURCES, SourceOptions
@@ -56,6 +58,7 @@ class ImageDataModule(L.LightningDataModule):
         resampler: Mapping | None = None,
         on_device: bool = True,
         augment_shift: int = 0,
+        label_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -77,6 +80,7 @@ class ImageDataModule(L.LightningDataModule):
         self.resampler = Resampler(resampler)
         self.on_device = on_device
         self.augment_shift = augment_shift
+        self.label_noise = label_noise
         self.class_names: list[str] = []
         self.splits: dict[str, Dataset] = {}
         self.resampled: ResampledDataset | None = None  # the training split as a sampler left it
@@ -167,12 +171,13 @@ class ImageDataModule(L.LightningDataModule):
         return self.resampled if self.resampled is not None else self.splits["train"]
 
     def _build_splits(self) -> None:
-        """Load, split, cut to the long tail; normalise every split by the training statistics."""
+        """Load, split, cut the long tail, add label noise; normalise all by training statistics."""
         data = SOURCES[self.source](self.options)
         self.class_names = [str(c) for c in data.class_names]
         parts = split_source(data, self.val_fraction, self.test_fraction, self.seed, self.folds)
         self.source_counts = self._counts(torch.as_tensor(parts["train"][1]).long())
         parts = long_tailed(parts, self.class_names, self.imbalance, self.seed)
+        parts = with_label_noise(parts, self.label_noise, self.num_classes, self.seed)
         self.splits, self.input_shape = normalised_splits(parts, self.preprocess, self.seed)
 
     # ------------------------------------------------------------------------ dataloaders

@@ -43,6 +43,7 @@ RULES = (
     Rule("data.num_folds", integer(2), null=True),
     Rule("data.fold", integer(0), null=True),
     Rule("data.augment_shift", integer(0)),
+    Rule("data.label_noise", PROBABILITY),
     Rule("model.kernel_size", integer(1), blocks=True),
     Rule("model.stride", integer(1), blocks=True),
     Rule("model.padding", integer(0), blocks=True),
