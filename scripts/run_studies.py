@@ -44,6 +44,10 @@ class Study:
 
 
 FEW = "digits with 10 % of the images for training (data.val_fraction=0.7): a large model overfits"
+NOISY = (
+    f"{FEW}; 20 % of those training labels moved to a wrong class (data.label_noise=0.2, the "
+    "same images on every seed), validation and test labels true"
+)
 STUDIES = [
     Study("overfit", "Overfitting: few images, a large model, no regularisation.",
           f"fitlab-train -m experiment=overfit {SEEDS}", reports.report_fitting, FEW),
@@ -52,6 +56,17 @@ STUDIES = [
           "move E_cv and E_test, not only E_train?",
           f"fitlab-train -m experiment=overfit_regularized {SEEDS}", reports.report_fitting, FEW,
           baseline_study="overfit"),
+    Study("overfit_noisy",
+          "Overfitting when 20 % of the training labels are wrong: the large model memorises "
+          "them too, and pays for it on the true validation and test labels.",
+          f"fitlab-train -m experiment=overfit data.label_noise=0.2 task_name=overfit_noisy "
+          f"{SEEDS}", reports.report_fitting, NOISY),
+    Study("overfit_noisy_regularized",
+          "The same cures on the noisy labels: with wrong labels to memorise, do dropout, L2, "
+          "weight decay, early stopping and shifts now move E_cv and E_test?",
+          "fitlab-train -m experiment=overfit_regularized data.label_noise=0.2 "
+          f"task_name=overfit_noisy_regularized {SEEDS}", reports.report_fitting, NOISY,
+          baseline_study="overfit_noisy"),
     Study("underfit", "Underfitting: a model too small for the task.",
           f"fitlab-train -m experiment=underfit {SEEDS}", reports.report_fitting),
     Study("l1_vs_l2", "What do L1 and L2 do to accuracy and to the weights?",

@@ -85,7 +85,7 @@ def report_fitting(out: Path, runs: list[Run], baseline: list[Run] | None = None
     for metric in FIT_ERRORS[1:] if baseline else ():
         paired = paired_difference(by_seed(baseline, metric), by_seed(runs, metric))
         name = task_of(out)
-        lines += ["", reading(metric, f"experiment={baseline_task(baseline)}", {name: paired})]
+        lines += ["", reading(metric, baseline_setting_words(baseline), {name: paired})]
     figure = comparisons.FIGURES / f"{task_of(out)}_learning_curves.png"
     comparisons.FIGURES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / runs[0].path / "plots" / "learning_curves.png", figure)
@@ -103,8 +103,10 @@ def verdicts(runs: list[Run]) -> str:
     )
 
 
-def baseline_task(runs: list[Run]) -> str:
-    return runs[0].overrides.get("experiment", "baseline")
+def baseline_setting_words(runs: list[Run]) -> str:
+    """The baseline study's setting as its command gave it (not its seeds, nor its folder)."""
+    overrides = runs[0].overrides.items()
+    return " ".join(f"{k}={v}" for k, v in overrides if k not in ("seed", "task_name"))
 
 
 def report_columns(

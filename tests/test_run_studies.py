@@ -190,11 +190,15 @@ def test_imbalance_table_one_row_per_remedy_in_sweep_order(
 PNG = b"\x89PNG\r\n\x1a\n fake"
 
 
-def fitting_runs(out: Path, experiment: str, errors: list[tuple[float, float, float]]) -> None:
+def fitting_runs(
+    out: Path, experiment: str, errors: list[tuple[float, float, float]], extra: dict | None = None
+) -> None:
+    """Runs of a fitting study, one per seed; ``extra``: the other overrides its command set."""
     for job, (train, val, test) in enumerate(errors):
         metrics = {"fit/train_error": train, "fit/val_error": val, "fit/test_error": test,
                    "fit/verdict": "overfit", "stopped_reason": "max_epochs"}  # fmt: skip
-        write_run(out / str(job), {"experiment": experiment, "seed": job + 1}, metrics)
+        overrides = {"experiment": experiment, **(extra or {}), "seed": job + 1}
+        write_run(out / str(job), overrides, metrics)
         (out / str(job) / "plots").mkdir()
         (out / str(job) / "plots" / "learning_curves.png").write_bytes(PNG + bytes([job]))
 
@@ -223,6 +227,17 @@ def test_fitting_per_seed_and_paired_against_the_unregularised_runs(tmp_path, fi
         == "![learning curves, first seed](studies/overfit_regularized_learning_curves.png)"
     )
     assert (figures / "overfit_regularized_learning_curves.png").read_bytes() == PNG + b"\x00"
+
+
+def test_the_baseline_is_named_by_the_setting_its_command_gave(tmp_path, figures) -> None:
+    plain = tmp_path / "logs" / "overfit_noisy" / "multiruns" / "a"
+    cured = tmp_path / "logs" / "overfit_noisy_regularized" / "multiruns" / "b"
+    noisy = {"data.label_noise": 0.2, "task_name": "overfit_noisy"}
+    fitting_runs(plain, "overfit", [(0.0, 0.2, 0.2)] * 3, noisy)
+    fitting_runs(cured, "overfit_regularized", [(0.2, 0.1, 0.1)] * 3)
+    lines = reports.report_fitting(cured, find_runs(cured), find_runs(plain))
+    assert lines[9].startswith("**Reading (fit/val_error, paired over 3 seeds against "
+                               "`experiment=overfit data.label_noise=0.2`):**")  # fmt: skip
 
 
 def test_imbalance_names_the_rarest_class_and_shows_its_plots(tmp_path, figures) -> None:
