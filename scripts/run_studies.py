@@ -6,7 +6,9 @@
 
 Each study is one `fitlab-train -m ...` command over settings and 3 seeds; its runs land in
 logs/<NAME>/multiruns/...; the newest one is reported (study_reports.py). The numbers in
-docs/studies.md are read from those runs, never typed by hand.
+docs/studies.md are read from those runs, never typed by hand. A study whose runs are not under
+--log-dir keeps its section as the page has it (read from its runs when that was written), so
+one study can be run again without the others: `--only NAME` rewrites NAME's section alone.
 """
 
 from __future__ import annotations
@@ -149,8 +151,23 @@ def run_study(study: Study, log_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def section(study: Study, log_dir: Path, seconds: float | None) -> list[str]:
+def page_sections(page: Path) -> dict[str, list[str]]:
+    """The page's sections as they are, by study name, each from its heading to the next."""
+    sections: dict[str, list[str]] = {}
+    lines = page.read_text().split("\n") if page.exists() else []  # the last keeps its ""
+    for line in lines:
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:], [])
+        if sections:
+            current.append(line)
+    return sections
+
+
+def section(study: Study, log_dir: Path, seconds: float | None, kept: list[str]) -> list[str]:
+    """The study's section from its newest runs; without runs, ``kept`` (the page's own)."""
     out = newest_output(log_dir, study.name)
+    if out is None and kept:
+        return kept
     commands = "\n".join(c for c in (study.prepare, study.command) if c)
     took = f" It took {seconds / 60:.1f} min." if seconds else ""
     lines = [f"## {study.name}", "", study.question, "", f"```bash\n{commands}\n```", ""]
@@ -179,9 +196,10 @@ def write_doc(studies: list[Study], log_dir: Path) -> Path:
         "effects reach p < 0.05; a difference below the spread is not evidence either way.",
         "",
     ]
-    for study in studies:
-        lines += section(study, log_dir, times.get(study.name))
     path = DOCS / "studies.md"
+    kept = page_sections(path)
+    for study in studies:
+        lines += section(study, log_dir, times.get(study.name), kept.get(study.name, []))
     path.write_text("\n".join(lines))
     return path
 

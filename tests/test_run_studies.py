@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -298,6 +300,24 @@ def test_the_page_has_every_study_its_data_and_time(tmp_path, figures, monkeypat
     regularised = page.split("## overfit_regularized")[1].split("## underfit")[0]
     assert "It took 1.5 min." in regularised and "against `experiment=overfit`" in regularised
     assert page.split("## underfit")[1].split("## l1_vs_l2")[0].strip().endswith("Not run yet.")
+
+
+def test_a_study_not_run_again_keeps_its_section(tmp_path, figures, monkeypatch) -> None:
+    logs = tmp_path / "logs"
+    fitting_runs(logs / "overfit" / "multiruns" / "a", "overfit", [(0.0, 0.05, 0.06)] * 2)
+    fitting_runs(logs / "underfit" / "multiruns" / "b", "underfit", [(0.1, 0.1, 0.1)] * 2)
+    figures.mkdir()
+    monkeypatch.setattr(studies, "DOCS", tmp_path)
+    first = studies.write_doc(studies.STUDIES, logs).read_text()
+    assert "## underfit\n" in first and "| 1 | 0.1000 | 0.1000 |" in first
+    shutil.rmtree(logs / "underfit")  # its runs gone; overfit's run again, with other numbers
+    fitting_runs(logs / "overfit" / "multiruns" / "c", "overfit", [(0.0, 0.07, 0.08)] * 2)
+    os.utime(logs / "overfit" / "multiruns" / "c", (2e9, 2e9))  # the newest
+    again = studies.write_doc(studies.STUDIES, logs).read_text()
+    assert again.split("## underfit")[1] == first.split("## underfit")[1]  # byte for byte
+    overfit = again.split("## overfit\n")[1].split("## ")[0]
+    assert "| 1 | 0.0000 | 0.0700 | 0.0800 |" in overfit and "0.0500" not in overfit
+    assert again.endswith("\n") and first.endswith("\n")
 
 
 def test_scalar_series_reads_a_jobs_own_event_folder(tmp_path: Path) -> None:
