@@ -32,7 +32,5 @@ def noisy_labels(labels: np.ndarray, share: float, num_classes: int, seed: int) 
 
 def with_label_noise(parts: Parts, share: float, num_classes: int, seed: int) -> Parts:
     """``parts`` with label noise in the training split only."""
-    if not share:
-        return parts
     images, labels = parts["train"]
     return {**parts, "train": (images, noisy_labels(labels, share, num_classes, seed))}
